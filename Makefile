@@ -1,0 +1,72 @@
+# medvault: `make run` starts the embedded setup, `make test` runs the tests.
+# Needs only GNU make and Python 3.11+; everything else is installed into .venv.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+INSTALLED_BENCH := $(VENV)/.installed-bench
+PYTEST_ARGS ?=
+# The machine's own PostgreSQL: its tests fail, never skip, when it is asked for and missing.
+# Set it empty (MEDVAULT_TEST_POSTGRES_URL= make test) on a machine without one to skip them.
+export MEDVAULT_TEST_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/postgres
+BENCH_RESULTS ?= bench-results.json
+
+# The first interpreter on PATH that is Python 3.11 or newer (evaluated only when needed).
+PYTHON_CANDIDATES := python3.11 python3.12 python3.13 python3
+PYTHON = $(shell for p in $(PYTHON_CANDIDATES); do \
+	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null && { echo $$p; break; }; \
+	done)
+
+.PHONY: help install run test lint bench migration clean
+
+help:
+	@echo "make run        install, migrate the database, start medvault on http://127.0.0.1:8000"
+	@echo "make test       install and run the tests (PYTEST_ARGS='-k ...' to narrow)"
+	@echo "make lint       ruff, ruff format --check, mypy, import-linter"
+	@echo "make bench      benchmarks, results in $(BENCH_RESULTS)"
+	@echo "make migration m='what changed'   autogenerate a database migration"
+	@echo "make clean      remove var/ and test artifacts (keeps .venv)"
+
+# Reinstalls only when pyproject.toml changes, so a second `make test` starts at once.
+$(INSTALLED): pyproject.toml
+	@python="$(PYTHON)"; \
+	if [ -z "$$python" ]; then echo "make: medvault needs Python 3.11 or newer on PATH" >&2; exit 1; fi; \
+	if [ ! -x $(BIN)/python ]; then echo "creating $(VENV) with $$python"; $$python -m venv $(VENV); fi
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $@
+
+$(INSTALLED_BENCH): $(INSTALLED)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,bench]'
+	touch $@
+
+install: $(INSTALLED)
+
+run: $(INSTALLED)
+	$(BIN)/medvault db upgrade
+	@# Later issues start the Celery worker and beat here, in the background beside the web
+	@# server (and stop them when it exits).
+	$(BIN)/medvault serve
+
+test: $(INSTALLED)
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+lint: $(INSTALLED)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+bench: $(INSTALLED_BENCH)
+	MEDVAULT_BENCH_OUT=$(BENCH_RESULTS) $(BIN)/python -m tests.perf
+
+migration: $(INSTALLED)
+	@if [ -z "$(m)" ]; then echo "make: say what changed: make migration m='add consents table'" >&2; exit 1; fi
+	$(BIN)/medvault db revision "$(m)"
+
+clean:
+	rm -rf var/ .pytest_cache/ .mypy_cache/ .ruff_cache/ .hypothesis/ .import_linter_cache/ \
+		$(BENCH_RESULTS) soak-results.json
+	find . -path ./$(VENV) -prune -o -type d -name __pycache__ -exec rm -rf {} +

@@ -1,0 +1,1 @@
+"""The FastAPI application: thin routers per audience over ``infra``'s runtime."""

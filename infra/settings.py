@@ -1,0 +1,228 @@
+"""Every setting of medvault, read once from ``MEDVAULT_*`` environment variables (and ``.env``).
+
+The README's settings table is checked against ``settings_reference()`` by a test, so each
+field's default and ``description`` are the documentation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, Self
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+ENV_PREFIX = "MEDVAULT_"
+MIN_SECRET_LENGTH = 32
+MIB = 1024 * 1024
+KIB = 1024
+
+# Public on purpose: it exists so that `make run` works out of the box, and production refuses it.
+DEVELOPMENT_SECRET_KEY = "INSECURE-development-only-secret-key-never-use-in-production"  # noqa: S105
+
+SUPPORTED_DATABASES = ("sqlite", "postgresql")
+
+
+class Settings(BaseSettings):
+    """medvault's configuration. Defaults are the embedded development setup under ``./var``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_file=".env",
+        env_file_encoding="utf-8",
+        # A developer's .env may also hold MEDVAULT_TEST_* variables meant for the tests.
+        extra="ignore",
+    )
+
+    mode: Literal["development", "production"] = Field(
+        default="development",
+        description="`development` or `production`; production refuses development secrets "
+        "and the local keyring.",
+    )
+    data_dir: Path = Field(
+        default=Path("var"),
+        description="Folder for everything the embedded setup keeps on disk.",
+    )
+    database_url: str = Field(
+        default_factory=lambda data: f"sqlite:///{data['data_dir'] / 'medvault.db'}",
+        description="SQLAlchemy URL of the database: `sqlite:///...` or `postgresql://...`.",
+    )
+    blob_store: Literal["local", "s3"] = Field(
+        default="local",
+        description="Where encrypted objects are stored: `local` folder or `s3` (or compatible).",
+    )
+    objects_dir: Path = Field(
+        default_factory=lambda data: data["data_dir"] / "objects",
+        description="Folder of the `local` blob store.",
+    )
+    s3_bucket: str = Field(default="medvault", description="Bucket of the `s3` blob store.")
+    s3_endpoint_url: str | None = Field(
+        default=None,
+        description="Endpoint of an S3-compatible store (MinIO); unset means AWS S3.",
+    )
+    s3_region: str = Field(default="eu-central-1", description="Region of the `s3` blob store.")
+    s3_part_size_mib: int = Field(
+        default=8,
+        ge=5,
+        le=5 * 1024,
+        description="Part size of S3 multipart uploads, in MiB (S3 allows 5 to 5120).",
+    )
+    key_provider: Literal["local", "kms"] = Field(
+        default="local",
+        description="Where root keys live: `local` keyring file (development) or `kms`.",
+    )
+    keyring_path: Path = Field(
+        default_factory=lambda data: data["data_dir"] / "keys" / "keyring.json",
+        description="File of the `local` keyring (kept 0600).",
+    )
+    kms_endpoint_url: str | None = Field(
+        default=None,
+        description="Endpoint of a KMS-compatible service; unset means AWS KMS.",
+    )
+    kms_region: str = Field(default="eu-central-1", description="Region of the `kms` provider.")
+    secret_key: SecretStr = Field(
+        default=SecretStr(DEVELOPMENT_SECRET_KEY),
+        description="Secret for signing links and sessions, at least 32 characters. "
+        "The default is for development only; production refuses it.",
+    )
+    spool_dir: Path = Field(
+        default_factory=lambda data: data["data_dir"] / "spool",
+        description="Private folder (0700) for uploads being sanitised.",
+    )
+    max_document_mib: int = Field(
+        default=512, ge=1, description="Largest document accepted, in MiB."
+    )
+    max_image_megapixels: int = Field(
+        default=200, ge=1, description="Largest image accepted, in megapixels."
+    )
+    frame_size_kib: int = Field(
+        default=1024, ge=1, description="Plaintext size of one encrypted frame, in KiB."
+    )
+    key_cache_size: int = Field(
+        default=1024, ge=0, description="How many unwrapped case keys are kept in memory."
+    )
+    key_cache_ttl_seconds: int = Field(
+        default=300, ge=0, description="How long an unwrapped key stays cached, in seconds."
+    )
+    pdf_memory_mib: int = Field(
+        default=1024, ge=64, description="Memory limit of the PDF sanitiser process, in MiB."
+    )
+    pdf_cpu_seconds: int = Field(
+        default=60, ge=1, description="CPU time limit of the PDF sanitiser process, in seconds."
+    )
+    pdf_wall_seconds: int = Field(
+        default=120, ge=1, description="Wall-clock limit of the PDF sanitiser process, in seconds."
+    )
+    host: str = Field(default="127.0.0.1", description="Address `medvault serve` listens on.")
+    port: int = Field(default=8000, ge=1, le=65535, description="Port `medvault serve` uses.")
+
+    @field_validator("database_url")
+    @classmethod
+    def _supported_database(cls, url: str) -> str:
+        try:
+            backend = make_url(url).get_backend_name()
+        except ArgumentError:
+            raise ValueError("not a database URL") from None
+        if backend not in SUPPORTED_DATABASES and backend != "postgres":
+            raise ValueError(f"unsupported database {backend!r}; use sqlite or postgresql")
+        return url
+
+    @model_validator(mode="after")
+    def _production_is_safe(self) -> Self:
+        if self.mode != "production":
+            return self
+        secret = self.secret_key.get_secret_value()
+        if secret == DEVELOPMENT_SECRET_KEY:
+            raise ValueError(
+                f"{ENV_PREFIX}SECRET_KEY: production mode refuses the development secret key"
+            )
+        if len(secret) < MIN_SECRET_LENGTH:
+            raise ValueError(
+                f"{ENV_PREFIX}SECRET_KEY: production mode needs a secret key of at least "
+                f"{MIN_SECRET_LENGTH} characters"
+            )
+        if self.key_provider == "local":
+            raise ValueError(
+                f"{ENV_PREFIX}KEY_PROVIDER: production mode refuses the local keyring; use kms"
+            )
+        return self
+
+    @property
+    def max_document_bytes(self) -> int:
+        return self.max_document_mib * MIB
+
+    @property
+    def max_image_pixels(self) -> int:
+        return self.max_image_megapixels * 1_000_000
+
+    @property
+    def frame_size(self) -> int:
+        return self.frame_size_kib * KIB
+
+    @property
+    def s3_part_size(self) -> int:
+        return self.s3_part_size_mib * MIB
+
+    @property
+    def pdf_memory_bytes(self) -> int:
+        return self.pdf_memory_mib * MIB
+
+
+def env_name(field: str) -> str:
+    """The environment variable that sets ``field``."""
+    return f"{ENV_PREFIX}{field.upper()}"
+
+
+def describe_settings_error(error: ValidationError) -> str:
+    """One line naming the offending setting; never echoes the value (it may be a secret)."""
+    problems = error.errors(include_url=False, include_input=False)
+    first = problems[0]
+    message = str(first["msg"]).removeprefix("Value error, ")
+    if first["loc"]:
+        message = f"{env_name(str(first['loc'][0]))}: {message}"
+    if len(problems) > 1:
+        message += f" (and {len(problems) - 1} more problem(s))"
+    return message
+
+
+@dataclass(frozen=True)
+class SettingDoc:
+    name: str
+    env: str
+    default: str
+    literal: bool  # the default is a value to type, not a phrase describing it
+    description: str
+
+
+def settings_reference() -> list[SettingDoc]:
+    """Every setting with its variable, default and description, as the README documents them."""
+    placeholders: dict[str, Any] = {"data_dir": Path("<data_dir>")}
+    rows = []
+    for name, field in Settings.model_fields.items():
+        if field.default_factory is not None:
+            default: Any = field.default_factory(placeholders)  # type: ignore[call-arg]
+        else:
+            default = field.default
+        if isinstance(default, SecretStr):
+            shown, literal = "a development-only value", False
+        elif default is None:
+            shown, literal = "unset", False
+        else:
+            shown, literal = str(default), True
+        rows.append(SettingDoc(name, env_name(name), shown, literal, field.description or ""))
+    return rows
+
+
+def settings_table_markdown() -> str:
+    """The README's settings table, generated from the fields (see tests/unit/infra)."""
+    lines = [
+        "| setting | environment variable | default | description |",
+        "| --- | --- | --- | --- |",
+    ]
+    for row in settings_reference():
+        default = f"`{row.default}`" if row.literal else row.default
+        lines.append(f"| `{row.name}` | `{row.env}` | {default} | {row.description} |")
+    return "\n".join(lines)

@@ -1,0 +1,125 @@
+"""Fixtures for the real services the tests talk to: a moto server over HTTP, PostgreSQL.
+
+A service the CI run asked for (its MEDVAULT_TEST_* variable is set) must be there: a test that
+needs it fails, never skips. Without the variable, the moto server is started here (it is a
+Python package, always installed) and PostgreSQL tests are skipped with the reason.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+from sqlmodel import Session, SQLModel
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for_port(host: str, port: int, timeout: float = 20.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return True
+        except OSError:
+            time.sleep(0.05)
+    return False
+
+
+@pytest.fixture(scope="session")
+def moto_url() -> Iterator[str]:
+    """Base URL of a moto server serving S3 and KMS over real HTTP."""
+    asked = os.environ.get("MEDVAULT_TEST_MOTO_URL")
+    if asked:
+        parts = urlsplit(asked)
+        if not wait_for_port(parts.hostname or "127.0.0.1", parts.port or 80, timeout=5):
+            pytest.fail(f"MEDVAULT_TEST_MOTO_URL={asked} is set but nothing answers there")
+        yield asked.rstrip("/")
+        return
+    port = free_port()
+    moto = Path(sys.executable).with_name("moto_server")
+    proc = subprocess.Popen(
+        [str(moto), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        if not wait_for_port("127.0.0.1", port):
+            pytest.fail("the moto server did not start")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@pytest.fixture(autouse=True)
+def _aws_test_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    """boto3 needs credentials to sign requests; moto accepts any. Never real ones in tests."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-central-1")
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """URL of a fresh, empty PostgreSQL database for this test session (dropped afterwards)."""
+    asked = os.environ.get("MEDVAULT_TEST_POSTGRES_URL")
+    if not asked:
+        pytest.skip("PostgreSQL tests need MEDVAULT_TEST_POSTGRES_URL (set by .ci/run)")
+    admin = sa.create_engine(asked, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            name = f"medvault_test_{uuid.uuid4().hex[:12]}"
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    except sa.exc.OperationalError as exc:
+        pytest.fail(f"MEDVAULT_TEST_POSTGRES_URL is set but PostgreSQL refused: {exc.orig}")
+    url = make_url(asked).set(database=name).render_as_string(hide_password=False)
+    try:
+        yield url
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sa.Engine]:
+    """A database engine with every table created: SQLite file, and PostgreSQL when asked."""
+    from infra.db import make_engine
+
+    if request.param == "sqlite":
+        eng = make_engine(f"sqlite:///{tmp_path / 'test.db'}")
+    else:
+        eng = make_engine(request.getfixturevalue("postgres_url"))
+    import infra.models  # noqa: F401 - registers every table on SQLModel.metadata
+
+    SQLModel.metadata.create_all(eng)
+    try:
+        yield eng
+    finally:
+        if request.param == "postgres":
+            SQLModel.metadata.drop_all(eng)
+        eng.dispose()
+
+
+@pytest.fixture
+def session(engine: sa.Engine) -> Iterator[Session]:
+    with Session(engine) as s:
+        yield s

@@ -1,0 +1,1 @@
+"""Cases (treatment requests): one case key each, the unit of retention and crypto-shredding."""

@@ -1,0 +1,1 @@
+"""Documents: sanitised on intake, envelope-encrypted under their case key, streamed back."""

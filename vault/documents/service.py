@@ -1,0 +1,178 @@
+"""Document verbs: store (sanitise, encrypt, upload, then record) and read (stream back).
+
+Order of effects in ``store_document``: the object is uploaded first and the row committed
+last, so a failure at any step leaves neither; if the commit itself fails, the uploaded object
+is deleted again. No database transaction is held open during the upload.
+"""
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import BinaryIO
+
+from sqlmodel import Session
+
+from keys.store import KeyStore
+from vault.cases.service import get_live_case
+from vault.crypto.envelope import HEADER_SIZE, EnvelopeEncryptor, EnvelopeHeader, decrypt
+from vault.crypto.fields import open_field, seal_field
+from vault.documents.hashing import BackgroundSha256
+from vault.documents.models import Document, DocumentKind
+from vault.errors import DecryptionFailed, Gone, NotFound
+from vault.intake import IntakeLimits, sanitised
+from vault.keyring import translated_key_errors
+from vault.storage.interfaces import BlobStore
+
+
+def object_key_for(*, case_id: uuid.UUID, document_id: uuid.UUID) -> str:
+    return f"cases/{case_id}/{document_id}"
+
+
+def _filename_context(document_id: uuid.UUID) -> bytes:
+    return f"document:{document_id}:filename".encode()
+
+
+def store_document(
+    *,
+    session: Session,
+    store: BlobStore,
+    keys: KeyStore,
+    case_id: uuid.UUID,
+    kind: DocumentKind,
+    filename: str,
+    source: BinaryIO,
+    limits: IntakeLimits,
+    spool_dir: Path,
+    frame_size: int,
+    now: datetime,
+) -> Document:
+    """Sanitise, encrypt and store a document of a case; commit its row once the object exists.
+
+    Raises InvalidDocument (or DocumentTooLarge) for a refused file, Gone for a shredded case,
+    StorageUnavailable / KmsUnavailable when a dependency is down. Commits ``session``.
+    """
+    case = get_live_case(session=session, case_id=case_id)
+    case_key_id = case.key_id
+    with translated_key_errors():
+        case_key = keys.unsafe_key_material(session, case_key_id)
+    session.commit()  # end the read transaction: nothing is held open during the upload
+
+    document_id = uuid.uuid4()
+    object_key = object_key_for(case_id=case_id, document_id=document_id)
+    encryptor = EnvelopeEncryptor(
+        case_key=case_key, key_id=case_key_id, object_id=document_id, frame_size=frame_size
+    )
+    digest = BackgroundSha256()
+    try:
+        with sanitised(source, limits=limits, spool_dir=spool_dir) as intake:
+            store.put(object_key, encryptor.encrypt(digest.passing_through(intake.chunks())))
+            media_type = intake.media_type
+        sha256 = digest.hexdigest()
+    finally:
+        digest.close()
+
+    document = Document(
+        id=document_id,
+        case_id=case_id,
+        kind=kind,
+        media_type=media_type,
+        filename_sealed=seal_field(
+            case_key, filename.encode(), context=_filename_context(document_id)
+        ),
+        size=digest.size,
+        sha256=sha256,
+        object_key=object_key,
+        key_id=case_key_id,
+        wrapped_dek=encryptor.wrapped_dek,
+        frame_size=frame_size,
+        created_at=now,
+    )
+    try:
+        session.add(document)
+        session.commit()
+    except BaseException:
+        session.rollback()
+        store.delete(object_key)  # no object may outlive a row that was never written
+        raise
+    return document
+
+
+def get_document(*, session: Session, document_id: uuid.UUID) -> Document:
+    document = session.get(Document, document_id)
+    if document is None:
+        raise NotFound("no such document")
+    return document
+
+
+@dataclass(frozen=True)
+class DocumentStream:
+    """A document's row and its verified plaintext, streamed frame by frame."""
+
+    document: Document
+    chunks: Iterator[bytes]
+
+
+def read_document(
+    *, session: Session, store: BlobStore, keys: KeyStore, document_id: uuid.UUID
+) -> DocumentStream:
+    """Open a document for streaming. Checks run before the first byte is returned.
+
+    Raises NotFound, Gone (shredded document or case, destroyed key, missing object),
+    DecryptionFailed (anything tampered), StorageUnavailable, KmsUnavailable.
+    """
+    document = get_document(session=session, document_id=document_id)
+    if document.shredded_at is not None:
+        raise Gone("this document was deleted for good")
+    get_live_case(session=session, case_id=document.case_id)
+    with translated_key_errors():
+        case_key = keys.unsafe_key_material(session, document.key_id)
+
+    plaintext = decrypt(
+        _checked_ciphertext(store, document),
+        case_key=case_key,
+        key_id=document.key_id,
+        object_id=document.id,
+    )
+    return DocumentStream(document=document, chunks=_primed(plaintext))
+
+
+def unsafe_document_filename(*, session: Session, keys: KeyStore, document: Document) -> str:
+    """The uploader's file name, unsealed (it may contain a name: never log it)."""
+    with translated_key_errors():
+        case_key = keys.unsafe_key_material(session, document.key_id)
+    return open_field(
+        case_key, document.filename_sealed, context=_filename_context(document.id)
+    ).decode()
+
+
+def _checked_ciphertext(store: BlobStore, document: Document) -> Iterator[bytes]:
+    """The object's bytes, after checking its header carries the data key the row recorded."""
+    try:
+        head = b""
+        chunks = store.open(document.object_key)
+        for chunk in chunks:
+            head += chunk
+            if len(head) >= HEADER_SIZE:
+                break
+        if len(head) >= HEADER_SIZE:
+            header = EnvelopeHeader.parse(head[:HEADER_SIZE])
+            if header.wrapped_dek != document.wrapped_dek:
+                raise DecryptionFailed()
+        yield head  # a stream too short to hold a header is refused by decrypt()
+        yield from chunks
+    except NotFound:
+        raise Gone("the stored object of this document no longer exists") from None
+
+
+def _primed(chunks: Iterator[bytes]) -> Iterator[bytes]:
+    """Pull the first chunk now so that integrity and key errors surface before streaming."""
+    first = next(chunks, None)
+
+    def rest() -> Iterator[bytes]:
+        if first is not None:
+            yield first
+        yield from chunks
+
+    return rest()

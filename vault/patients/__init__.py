@@ -1,0 +1,1 @@
+"""Patients: identity data sealed field by field under the patient's own key."""

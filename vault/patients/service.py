@@ -1,0 +1,84 @@
+"""Patient verbs: register with sealed identity fields, read them back (unsafe_), look up."""
+
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from sqlmodel import Session
+
+from keys.store import KeyStore
+from vault.crypto.fields import open_field, seal_field
+from vault.errors import KeyDestroyed, NotFound
+from vault.keyring import translated_key_errors
+from vault.patients.models import Patient
+
+
+@dataclass(frozen=True, repr=False)
+class PatientIdentity:
+    """Names and contact data in the clear. Its repr is redacted so it never reaches a log."""
+
+    name: str
+    birth_date: date
+    email: str
+    phone: str | None = None
+
+    def __repr__(self) -> str:
+        return "PatientIdentity(<redacted>)"
+
+
+def _context(patient_id: uuid.UUID, field: str) -> bytes:
+    # Binding each sealed value to its row and column stops values being swapped between them.
+    return f"patient:{patient_id}:{field}".encode()
+
+
+def register_patient(
+    *, session: Session, keys: KeyStore, identity: PatientIdentity, now: datetime
+) -> Patient:
+    """Create a patient with a key of their own; identity fields are stored only sealed."""
+    patient_id = uuid.uuid4()
+    with translated_key_errors():
+        key_id = keys.create_key(session, kind="patient", now=now)
+        key = keys.unsafe_key_material(session, key_id)
+
+    def seal(field: str, value: str) -> bytes:
+        return seal_field(key, value.encode(), context=_context(patient_id, field))
+
+    patient = Patient(
+        id=patient_id,
+        key_id=key_id,
+        name_sealed=seal("name", identity.name),
+        birth_date_sealed=seal("birth_date", identity.birth_date.isoformat()),
+        email_sealed=seal("email", identity.email),
+        phone_sealed=seal("phone", identity.phone) if identity.phone is not None else None,
+        created_at=now,
+    )
+    session.add(patient)
+    session.flush()
+    return patient
+
+
+def get_patient(*, session: Session, patient_id: uuid.UUID) -> Patient:
+    patient = session.get(Patient, patient_id)
+    if patient is None:
+        raise NotFound("no such patient")
+    return patient
+
+
+def unsafe_patient_identity(
+    *, session: Session, keys: KeyStore, patient: Patient
+) -> PatientIdentity:
+    """Unseal a patient's identity. Raises KeyDestroyed once their key is erased."""
+    if patient.erased_at is not None:
+        raise KeyDestroyed("this patient's data was erased")
+    with translated_key_errors():
+        key = keys.unsafe_key_material(session, patient.key_id)
+
+    def unseal(field: str, sealed: bytes) -> str:
+        return open_field(key, sealed, context=_context(patient.id, field)).decode()
+
+    return PatientIdentity(
+        name=unseal("name", patient.name_sealed),
+        birth_date=date.fromisoformat(unseal("birth_date", patient.birth_date_sealed)),
+        email=unseal("email", patient.email_sealed),
+        phone=unseal("phone", patient.phone_sealed) if patient.phone_sealed is not None else None,
+    )

@@ -1,0 +1,1 @@
+"""Object storage for encrypted blobs: the BlobStore protocol and its backends."""
