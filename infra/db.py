@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -48,12 +49,22 @@ def _postgresql_engine(url: URL) -> sa.Engine:
 
 def _sqlite_engine(url: URL) -> sa.Engine:
     if url.database and url.database != ":memory:" and not url.database.startswith("file:"):
-        # Private when we create it: the database holds wrapped keys and sealed personal data.
-        Path(url.database).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        _make_private_database_file(Path(url.database))
     engine = sa.create_engine(url)
     event.listen(engine, "connect", _on_sqlite_connect)
     event.listen(engine, "begin", _begin_immediate)
     return engine
+
+
+def _make_private_database_file(path: Path) -> None:
+    """Create (or tighten) the database file as 0600 in a 0700 folder.
+
+    The database holds wrapped keys and sealed personal data. SQLite gives its -wal and -shm
+    files the database file's own mode, so making this one private makes all three private.
+    """
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600))
+    os.chmod(path, 0o600)
 
 
 def _on_sqlite_connect(dbapi_connection: sqlite3.Connection, _record: Any) -> None:

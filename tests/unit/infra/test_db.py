@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import stat
 import threading
 import time
 from collections.abc import Iterator
@@ -33,6 +34,30 @@ def test_sqlite_file_and_its_folder_are_created(tmp_path: Path, sqlite_engine: s
     with sqlite_engine.connect() as connection:
         connection.exec_driver_sql("SELECT 1")
     assert (tmp_path / "nested" / "dir" / "test.db").is_file()
+
+
+def test_sqlite_database_and_its_wal_are_private(tmp_path: Path) -> None:
+    path = tmp_path / "private" / "medvault.db"
+    engine = make_engine(f"sqlite:///{path}")
+    try:
+        with engine.begin() as connection:
+            connection.exec_driver_sql("CREATE TABLE t (id INTEGER PRIMARY KEY)")
+            connection.exec_driver_sql("INSERT INTO t VALUES (1)")
+        assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+        for name in ("medvault.db", "medvault.db-wal", "medvault.db-shm"):
+            assert stat.S_IMODE((path.parent / name).stat().st_mode) == 0o600, name
+    finally:
+        engine.dispose()
+
+
+def test_an_existing_database_open_to_others_is_made_private(tmp_path: Path) -> None:
+    path = tmp_path / "medvault.db"
+    path.touch(mode=0o644)
+    path.chmod(0o644)
+
+    make_engine(f"sqlite:///{path}").dispose()
+
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
 
 
 def test_sqlite_pragmas_are_set_on_every_connection(sqlite_engine: sa.Engine) -> None:
