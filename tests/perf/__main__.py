@@ -70,7 +70,7 @@ def local_disk_rounds(big: Path, rounds: int) -> dict[str, Any]:
     """Raw copy, vault and ESDK to the same disk, interleaved round by round.
 
     Disk write speed drifts with writeback and with whatever else the machine does; taking the
-    three in turn and reporting medians compares them under the same conditions.
+    four runs in turn and reporting medians compares them under the same conditions.
     """
     runs: dict[str, tuple[str, tuple[object, ...]]] = {
         "raw": ("raw_local", ()),
@@ -103,7 +103,8 @@ def memory_backed(big: Path) -> dict[str, Any]:
     """The same put pair with the folder on tmpfs: no disk, so what is left is our own CPU cost.
 
     This VM's disk writes anywhere from 400 to 2,000 MB/s depending on which blocks it gets, so
-    the disk-backed ratio alone can flatter or punish the pipeline; this one cannot.
+    the disk-backed ratio says more about the disk than about us. This pair leaves the disk out;
+    on a shared machine it still moves with the neighbours' load, so read it across runs.
     """
     shm = Path("/dev/shm")
     if not shm.is_dir():
