@@ -2,34 +2,98 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import dataclasses
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from datetime import datetime
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 
+from api.access_log import AccessLogMiddleware, DailyFileSink
+from api.problems import install_problem_handlers
+from api.routers import (
+    audit,
+    auth,
+    cases,
+    consents,
+    documents,
+    links,
+    partners,
+    transfers,
+    users,
+)
+from api.security_headers import SecurityHeadersMiddleware
 from infra.settings import Settings
 from infra.wiring import Runtime, build_runtime, readiness
+from vault.clock import utcnow
+from vault.notifications.interfaces import Notifier
+
+ROUTERS = (
+    auth.router,
+    users.router,
+    cases.router,
+    documents.router,
+    consents.router,
+    partners.router,
+    transfers.router,
+    links.router,
+    audit.router,
+)
+
+DESCRIPTION = """\
+A secure intermediary for medical documents. Patients file treatment requests and upload
+records; coordinators forward them to partners with a legal basis; partners download through
+expiring links with a separate access code. Every error is RFC 9457 `application/problem+json`.
+"""
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build the runtime from ``settings`` (read from the environment when not given)."""
+def _operation_id(route: APIRoute) -> str:
+    # Stable, readable operation ids (the route function's name) for clients and the tests.
+    return route.name
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    clock: Callable[[], datetime] | None = None,
+    notifier: Notifier | None = None,
+) -> FastAPI:
+    """Build the runtime from ``settings`` (read from the environment when not given).
+
+    ``clock`` and ``notifier`` replace the real ones in tests.
+    """
     runtime = build_runtime(settings or Settings())
+    if notifier is not None:
+        runtime = dataclasses.replace(runtime, notifier=notifier)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         yield
         runtime.close()
 
-    app = FastAPI(title="medvault", lifespan=lifespan)
+    app = FastAPI(
+        title="medvault",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        generate_unique_id_function=_operation_id,
+    )
     app.state.runtime = runtime
+    app.state.clock = clock or utcnow
+    install_problem_handlers(app)
+    for router in ROUTERS:
+        app.include_router(router)
+    app.add_middleware(SecurityHeadersMiddleware)
+    app.add_middleware(AccessLogMiddleware, sink=DailyFileSink(runtime.settings.access_log_dir))
 
-    @app.get("/healthz")
+    @app.get("/healthz", tags=["operations"])
     def healthz() -> dict[str, str]:
         """The process is up (liveness); says nothing about the services behind it."""
         return {"status": "ok"}
 
-    @app.get("/readyz")
+    @app.get("/readyz", tags=["operations"])
     def readyz() -> JSONResponse:
         """Every backing service answers (readiness); 503 names those that do not."""
         return _readiness_response(runtime)

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-from typing import Any, NoReturn
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated, Any, NoReturn
 
 import rich
 import sqlalchemy as sa
@@ -17,12 +19,17 @@ import uvicorn
 from alembic.util import CommandError
 from pydantic import ValidationError
 from rich.table import Table
+from sqlmodel import Session
 from typer.main import get_command
 
 from infra import migrate
+from infra.malloc import tune_malloc
 from infra.settings import Settings, describe_settings_error
-from infra.wiring import build_runtime, readiness
+from infra.wiring import Runtime, build_runtime, readiness
 from keys.errors import KeysError
+from vault.accounts.models import STAFF_ROLES, Role
+from vault.accounts.service import create_user, disable_user_by_login
+from vault.audit.service import AuditContext, checkpoint_audit_log, verify_audit_log
 from vault.clock import utcnow
 from vault.errors import VaultError
 
@@ -61,6 +68,17 @@ class _OneLineErrorsTyper(typer.Typer):
         sys.exit(result if isinstance(result, int) else 0)
 
 
+@contextmanager
+def _session() -> Iterator[tuple[Runtime, Session]]:
+    """The runtime built from the settings and one database session; both closed after."""
+    runtime = build_runtime(Settings())
+    try:
+        with runtime.sessions() as session:
+            yield runtime, session
+    finally:
+        runtime.close()
+
+
 def _fail(reason: str, *, exit_code: int = EXIT_FAILURE) -> NoReturn:
     first_line = reason.strip().splitlines()[0] if reason.strip() else "failed"
     print(f"medvault: {first_line}", file=sys.stderr)
@@ -78,6 +96,10 @@ db_app = typer.Typer(help="Database migrations.", no_args_is_help=True)
 keys_app = typer.Typer(help="Root keys and case keys.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(keys_app, name="keys")
+audit_app = typer.Typer(help="The hash-chained audit log.", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
+user_app = typer.Typer(help="User accounts (staff).", no_args_is_help=True)
+app.add_typer(user_app, name="user")
 
 
 @db_app.command("upgrade")
@@ -118,6 +140,87 @@ def keys_rotate() -> None:
     rich.print(_as_table("key rotation", report))
 
 
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """Recompute the audit chain and its signed checkpoints; exit 1 at the first broken event."""
+    with _session() as (runtime, session):
+        report = verify_audit_log(
+            session,
+            store=runtime.blob_store,
+            signing_key=runtime.secrets.audit_signing_key,
+            audit=AuditContext.SYSTEM,
+            now=utcnow(),
+        )
+        session.commit()
+    if not report.ok:
+        _fail(f"audit chain broken at event {report.first_broken_seq}: {report.reason}")
+    rich.print(
+        f"audit chain ok: {report.events_checked} events, {report.checkpoints_checked} checkpoints"
+    )
+
+
+@audit_app.command("checkpoint")
+def audit_checkpoint() -> None:
+    """Sign the audit chain's head and store the checkpoint in the object store."""
+    with _session() as (runtime, session):
+        checkpoint = checkpoint_audit_log(
+            session,
+            store=runtime.blob_store,
+            signing_key=runtime.secrets.audit_signing_key,
+            audit=AuditContext.SYSTEM,
+            now=utcnow(),
+        )
+        session.commit()
+    rich.print(f"audit checkpoint written at event {checkpoint.seq}")
+
+
+@user_app.command("add")
+def user_add(
+    name: Annotated[str, typer.Argument(help="The new user's login.")],
+    role: Annotated[Role, typer.Option(help="coordinator, analyst or admin.")],
+) -> None:
+    """Create a user; the password comes from stdin when piped, else from a hidden prompt."""
+    if role not in STAFF_ROLES:
+        _fail("patients register themselves or are invited by a coordinator")
+    password = _read_password()
+    with _session() as (runtime, session):
+        user = create_user(
+            session,
+            lookup_key=runtime.secrets.login_lookup_key,
+            login=name,
+            role=role,
+            password=password,
+            now=utcnow(),
+            audit=AuditContext.SYSTEM,
+        )
+    rich.print(f"created {role} user {user.id}")
+
+
+@user_app.command("disable")
+def user_disable(name: Annotated[str, typer.Argument(help="The user's login.")]) -> None:
+    """Disable a user; their tokens stop working at once."""
+    with _session() as (runtime, session):
+        user = disable_user_by_login(
+            session,
+            lookup_key=runtime.secrets.login_lookup_key,
+            login=name,
+            now=utcnow(),
+            audit=AuditContext.SYSTEM,
+        )
+    rich.print(f"disabled user {user.id}")
+
+
+def _read_password() -> str:
+    """One line from stdin when it is piped; otherwise a hidden prompt, asked twice.
+
+    Never an argument: arguments end up in shell history and the process list.
+    """
+    if not sys.stdin.isatty():
+        return sys.stdin.readline().removesuffix("\n").removesuffix("\r")
+    password: str = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    return password
+
+
 @app.command("check")
 def check() -> None:
     """Check that the database, blob store and key provider answer; exit 1 if one does not."""
@@ -139,12 +242,18 @@ def check() -> None:
 def serve() -> None:
     """Run the web application with uvicorn on the configured host and port."""
     settings = Settings()
+    tune_malloc()
     uvicorn.run(
         ASGI_APP_FACTORY,
         factory=True,
         host=settings.host,
         port=settings.port,
         server_header=False,
+        # uvicorn's own access log prints raw paths, and partner link tokens travel in paths:
+        # the application writes its own, with route templates and anonymised addresses.
+        access_log=False,
+        proxy_headers=True,
+        forwarded_allow_ips=settings.forwarded_allow_ips,
     )
 
 

@@ -11,11 +11,28 @@ from infra.naming import apply_naming_convention
 apply_naming_convention(SQLModel.metadata)
 
 from keys import models as key_tables  # noqa: E402
+from vault.accounts import models as account_tables  # noqa: E402
+from vault.audit import models as audit_tables  # noqa: E402
 from vault.cases import models as case_tables  # noqa: E402
+from vault.consents import models as consent_tables  # noqa: E402
 from vault.documents import models as document_tables  # noqa: E402
+from vault.links import models as link_tables  # noqa: E402
+from vault.partners import models as partner_tables  # noqa: E402
 from vault.patients import models as patient_tables  # noqa: E402
+from vault.transfers import models as transfer_tables  # noqa: E402
 
-TABLE_MODULES = (key_tables, case_tables, document_tables, patient_tables)
+TABLE_MODULES = (
+    key_tables,
+    account_tables,
+    audit_tables,
+    case_tables,
+    consent_tables,
+    document_tables,
+    link_tables,
+    partner_tables,
+    patient_tables,
+    transfer_tables,
+)
 
 apply_naming_convention(SQLModel.metadata)
 

@@ -116,6 +116,51 @@ class Settings(BaseSettings):
     pdf_wall_seconds: int = Field(
         default=120, ge=1, description="Wall-clock limit of the PDF sanitiser process, in seconds."
     )
+    access_token_minutes: int = Field(
+        default=15, ge=1, le=60, description="Lifetime of a bearer access token, in minutes."
+    )
+    refresh_token_hours: int = Field(
+        default=12, ge=1, le=24 * 30, description="Lifetime of a refresh token, in hours."
+    )
+    link_ttl_days: int = Field(
+        default=7, ge=1, description="Default lifetime of a partner link, in days."
+    )
+    link_max_ttl_days: int = Field(
+        default=30, ge=1, description="Longest lifetime a coordinator may give a partner link."
+    )
+    link_max_downloads: int = Field(
+        default=5, ge=1, description="Default number of downloads a partner link allows."
+    )
+    link_code_attempts: int = Field(
+        default=5, ge=1, description="Wrong access codes after which a partner link locks."
+    )
+    public_base_url: str = Field(
+        default="http://127.0.0.1:8000",
+        description="Address partners and patients reach the service at (used in links and mail).",
+    )
+    smtp_host: str | None = Field(
+        default=None,
+        description="SMTP server for notifications; unset writes them to the outbox folder.",
+    )
+    smtp_port: int = Field(default=587, ge=1, le=65535, description="Port of the SMTP server.")
+    smtp_starttls: bool = Field(default=True, description="Use STARTTLS with the SMTP server.")
+    smtp_username: str | None = Field(default=None, description="SMTP login, if it needs one.")
+    smtp_password: SecretStr | None = Field(default=None, description="SMTP password.")
+    smtp_sender: str = Field(
+        default="medvault@localhost", description="From address of notifications."
+    )
+    outbox_dir: Path = Field(
+        default_factory=lambda data: data["data_dir"] / "outbox",
+        description="Folder notifications are written to when no SMTP server is set.",
+    )
+    access_log_dir: Path = Field(
+        default_factory=lambda data: data["data_dir"] / "logs",
+        description="Folder of the daily JSON access logs (anonymised addresses).",
+    )
+    forwarded_allow_ips: str = Field(
+        default="127.0.0.1",
+        description="Proxies whose X-Forwarded-For/-Proto headers `medvault serve` trusts.",
+    )
     host: str = Field(default="127.0.0.1", description="Address `medvault serve` listens on.")
     port: int = Field(default=8000, ge=1, le=65535, description="Port `medvault serve` uses.")
 

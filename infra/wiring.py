@@ -10,19 +10,45 @@ from sqlalchemy.orm import sessionmaker
 from sqlmodel import Session
 
 from infra.db import make_engine, session_factory
+from infra.notify import build_notifier
 from infra.settings import Settings
 from keys.errors import KeysError
 from keys.interfaces import RootKeyProvider
 from keys.kms import AwsKmsProvider
 from keys.local import LocalKeyringProvider
 from keys.store import KeyStore
+from vault.crypto.primitives import hkdf_sha256
 from vault.errors import StorageUnavailable
 from vault.intake import IntakeLimits
+from vault.notifications.interfaces import Notifier
 from vault.storage.interfaces import BlobStore
 from vault.storage.local import LocalFolderBlobStore
 from vault.storage.s3 import S3BlobStore
 
 PRIVATE_DIR_MODE = 0o700
+
+
+@dataclass(frozen=True, repr=False)
+class ServiceSecrets:
+    """Keys derived from the one configured secret, each for one purpose (HKDF labels)."""
+
+    login_lookup_key: bytes  # HMAC key: logins are stored only as their digest under it
+    audit_signing_key: bytes  # HMAC key of the signed audit checkpoints
+
+    def __repr__(self) -> str:
+        return "ServiceSecrets(<redacted>)"
+
+
+def derive_secrets(settings: Settings) -> ServiceSecrets:
+    secret = settings.secret_key.get_secret_value().encode()
+
+    def derive(label: bytes) -> bytes:
+        return hkdf_sha256(secret, salt=b"medvault", info=label, length=32)
+
+    return ServiceSecrets(
+        login_lookup_key=derive(b"medvault login lookup v1"),
+        audit_signing_key=derive(b"medvault audit checkpoint v1"),
+    )
 
 
 @dataclass(frozen=True)
@@ -37,6 +63,9 @@ class Runtime:
     intake_limits: IntakeLimits
     spool_dir: Path
     frame_size: int
+    settings: Settings
+    secrets: ServiceSecrets
+    notifier: Notifier
 
     def close(self) -> None:
         self.engine.dispose()
@@ -64,6 +93,9 @@ def build_runtime(settings: Settings) -> Runtime:
         ),
         spool_dir=_private_dir(settings.spool_dir),
         frame_size=settings.frame_size,
+        settings=settings,
+        secrets=derive_secrets(settings),
+        notifier=build_notifier(settings),
     )
 
 

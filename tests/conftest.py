@@ -14,6 +14,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -21,6 +22,8 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 from sqlmodel import Session, SQLModel
+
+from tests.apiharness import api  # noqa: F401 - the `api` fixture, for every test folder
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -77,9 +80,9 @@ def _aws_test_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("AWS_PROFILE", raising=False)
 
 
-@pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str]:
-    """URL of a fresh, empty PostgreSQL database for this test session (dropped afterwards)."""
+@contextmanager
+def _fresh_postgres_database() -> Iterator[str]:
+    """Create an empty PostgreSQL database; drop it on exit."""
     asked = os.environ.get("MEDVAULT_TEST_POSTGRES_URL")
     if not asked:
         pytest.skip("PostgreSQL tests need MEDVAULT_TEST_POSTGRES_URL (set by .ci/run)")
@@ -97,6 +100,20 @@ def postgres_url() -> Iterator[str]:
         with admin.connect() as conn:
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """URL of a fresh, empty PostgreSQL database for this test session (dropped afterwards)."""
+    with _fresh_postgres_database() as url:
+        yield url
+
+
+@pytest.fixture
+def own_postgres_url() -> Iterator[str]:
+    """A PostgreSQL database of this test alone (for tests that migrate it and leave it so)."""
+    with _fresh_postgres_database() as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

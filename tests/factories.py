@@ -4,23 +4,40 @@ from __future__ import annotations
 
 import io
 import random
-from dataclasses import dataclass
-from datetime import UTC, date, datetime
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pikepdf
 from PIL import Image
 from sqlmodel import Session
 
+from keys.local import LocalKeyringProvider
 from keys.store import KeyStore
+from vault.accounts.models import Role, User
+from vault.accounts.service import create_user
+from vault.audit.service import AuditContext
 from vault.cases.models import Case
 from vault.cases.service import open_case
+from vault.consents.models import Consent
+from vault.consents.service import give_consent
+from vault.consents.texts import FORWARDING_2026_11
 from vault.documents.models import Document, DocumentKind
-from vault.documents.service import store_document
+from vault.documents.service import DocumentStream, read_document, store_document
+from vault.errors import NotificationFailed
 from vault.intake import IntakeLimits
+from vault.links.service import LinkPolicy
+from vault.notifications.interfaces import Notification
+from vault.partners.models import Partner, PartnerKind
+from vault.partners.service import create_partner
 from vault.patients.models import Patient
 from vault.patients.service import PatientIdentity, register_patient
 from vault.storage.interfaces import BlobStore
+from vault.storage.local import LocalFolderBlobStore
+from vault.transfers.models import LegalBasis, Purpose
+from vault.transfers.service import IssuedTransfer, create_transfer
 
 NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
 SMALL_FRAME = 64 * 1024
@@ -46,9 +63,9 @@ def make_patient(session: Session, keys: KeyStore, **identity_fields: str) -> Pa
 
 def make_case(session: Session, keys: KeyStore, patient: Patient | None = None) -> Case:
     patient = patient or make_patient(session, keys)
-    case = open_case(session=session, keys=keys, patient_id=patient.id, now=NOW)
-    session.commit()
-    return case
+    return open_case(
+        session=session, keys=keys, patient_id=patient.id, now=NOW, audit=AuditContext.SYSTEM
+    )
 
 
 def png_bytes(width: int = 32, height: int = 24, *, seed: int = 1) -> bytes:
@@ -109,4 +126,177 @@ class Vault:
             spool_dir=self.spool_dir,
             frame_size=self.frame_size,
             now=NOW,
+            audit=AuditContext.SYSTEM,
         )
+
+    def read(self, document_id: uuid.UUID) -> DocumentStream:
+        return read_document(
+            session=self.session,
+            store=self.store,
+            keys=self.keys,
+            document_id=document_id,
+            now=NOW,
+            audit=AuditContext.SYSTEM,
+        )
+
+
+# --- audit ---
+def make_audit_events(session: Session, count: int, *, now: datetime = NOW) -> list[int]:
+    """Append ``count`` events (a second apart, each about a fresh case) and commit; their seqs."""
+    from vault.audit.models import AuditAction  # local: keeps this block self-contained
+    from vault.audit.service import append_event
+
+    seqs = [
+        append_event(
+            session,
+            context=AuditContext.SYSTEM,
+            action=AuditAction.CASE_READ,
+            now=now.replace(microsecond=i % 1_000_000),
+            case_id=uuid.uuid4(),
+        ).seq
+        for i in range(count)
+    ]
+    session.commit()
+    return seqs
+
+
+# --- accounts ---
+
+LOGIN_LOOKUP_KEY = bytes(range(32))
+USER_PASSWORD = "correct horse battery staple"
+
+
+def make_user(
+    session: Session,
+    role: Role,
+    *,
+    login: str | None = None,
+    password: str = USER_PASSWORD,
+    patient_id: uuid.UUID | None = None,
+) -> User:
+    """A user with a password, made directly through the service (committed)."""
+    return create_user(
+        session,
+        lookup_key=LOGIN_LOOKUP_KEY,
+        login=login or f"{role.value}-{uuid.uuid4().hex[:8]}@example.org",
+        role=role,
+        password=password,
+        patient_id=patient_id,
+        now=NOW,
+    )
+
+
+@dataclass
+class RecordingNotifier:
+    """A Notifier that keeps what it was asked to send; ``fail`` makes it refuse instead."""
+
+    messages: list[Notification] = field(default_factory=list)
+    fail: bool = False
+
+    def send(self, message: Notification) -> None:
+        if self.fail:
+            raise NotificationFailed("the notification could not be sent")
+        self.messages.append(message)
+
+
+# --- transfers ---
+
+LINK_POLICY_DEFAULTS = {"ttl_days": 7, "max_ttl_days": 30, "max_downloads": 5, "code_attempts": 5}
+PARTNER_NAME = "Klinik am Testsee"  # planted like PATIENT_NAME: never in logs or audit events
+PARTNER_EMAIL = "aufnahme@klinik-testsee.example"
+
+
+def link_policy(**overrides: int) -> LinkPolicy:
+    """The settings' default link policy (7 days, 30 at most, 5 downloads, 5 wrong codes)."""
+    values = {**LINK_POLICY_DEFAULTS, **overrides}
+    return LinkPolicy(
+        ttl=timedelta(days=values["ttl_days"]),
+        max_ttl=timedelta(days=values["max_ttl_days"]),
+        max_downloads=values["max_downloads"],
+        max_code_attempts=values["code_attempts"],
+    )
+
+
+def local_vault(session: Session, root: Path) -> Vault:
+    """A Vault over a local folder store and a local keyring under ``root``."""
+    spool = root / "spool"
+    spool.mkdir(mode=0o700, exist_ok=True)
+    return Vault(
+        session=session,
+        store=LocalFolderBlobStore(root / "store"),
+        keys=KeyStore(provider=LocalKeyringProvider(root / "keys" / "keyring.json")),
+        spool_dir=spool,
+        limits=intake_limits(),
+    )
+
+
+def make_partner(
+    session: Session,
+    *,
+    kind: PartnerKind = PartnerKind.CLINIC,
+    name: str = PARTNER_NAME,
+    contact_email: str = PARTNER_EMAIL,
+) -> Partner:
+    return create_partner(
+        session,
+        kind=kind,
+        name=name,
+        contact_email=contact_email,
+        now=NOW,
+        audit=AuditContext.SYSTEM,
+    )
+
+
+def make_consent(session: Session, case: Case, *, now: datetime = NOW) -> Consent:
+    return give_consent(
+        session,
+        patient_id=case.patient_id,
+        case_id=case.id,
+        text_version=FORWARDING_2026_11.version,
+        now=now,
+        audit=AuditContext.SYSTEM,
+    )
+
+
+@dataclass
+class TransferSetup:
+    """A case with two documents, a partner and a live consent: ready to forward."""
+
+    case: Case
+    documents: list[Document]
+    partner: Partner
+    consent: Consent
+
+
+def make_transfer_setup(vault: Vault) -> TransferSetup:
+    case = make_case(vault.session, vault.keys)
+    documents = [vault.upload(case, pdf_bytes()), vault.upload(case, png_bytes())]
+    partner = make_partner(vault.session)
+    return TransferSetup(case, documents, partner, make_consent(vault.session, case))
+
+
+def make_transfer(
+    session: Session,
+    setup: TransferSetup,
+    *,
+    now: datetime = NOW,
+    policy: LinkPolicy | None = None,
+    **overrides: Any,
+) -> IssuedTransfer:
+    """Forward every document of ``setup`` under Art. 9(2)(a) with its consent."""
+    values: dict[str, Any] = {
+        "case_id": setup.case.id,
+        "document_ids": [document.id for document in setup.documents],
+        "partner_id": setup.partner.id,
+        "purpose": Purpose.TREATMENT_CHECK,
+        "legal_basis": LegalBasis.ART9_2_A,
+        "consent_id": setup.consent.id,
+    }
+    values.update(overrides)
+    return create_transfer(
+        session,
+        now=now,
+        audit=AuditContext.SYSTEM,
+        link_policy=policy or link_policy(),
+        **values,
+    )

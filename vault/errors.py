@@ -76,3 +76,140 @@ class KmsUnavailable(VaultError):
     """The root-key provider could not be reached. Retryable."""
 
     slug, status, title = "kms-unavailable", 503, "Key service unavailable"
+
+
+# --- accounts ---
+
+
+class NotAuthenticated(VaultError):
+    """No valid credentials: missing, expired or revoked token, or a disabled user."""
+
+    slug, status, title = "not-authenticated", 401, "Not authenticated"
+
+
+# --- audit ---
+class AuditUnavailable(VaultError):
+    """The audit event could not be written, so the action it records did not happen."""
+
+    slug, status, title = "audit-unavailable", 503, "Audit log unavailable"
+
+
+# --- documents ---
+
+
+class CaseAlreadyCompleted(VaultError):
+    """A case is completed once; its completion date starts the retention clock."""
+
+    slug, status, title = "case-already-completed", 409, "Case already completed"
+
+
+class InvalidCaseUpdate(VaultError):
+    """A change to a case that cannot be accepted as given (for example a date in the future)."""
+
+    slug, status, title = "invalid-case-update", 422, "Case update refused"
+
+
+class InvalidCredentials(NotAuthenticated):
+    """Wrong login or password; never says which."""
+
+    slug, title = "invalid-credentials", "Invalid login or password"
+
+
+class InvalidLogin(VaultError):
+    slug, status, title = "invalid-login", 422, "Invalid login"
+
+
+class WeakPassword(VaultError):
+    slug, status, title = "weak-password", 422, "Password refused"
+
+
+class LoginTaken(VaultError):
+    slug, status, title = "login-taken", 409, "Login already in use"
+
+
+class EmailNotConfirmed(VaultError):
+    """The password was right, but the address of a self-registered patient is not confirmed."""
+
+    slug, status, title = "email-not-confirmed", 403, "E-mail address not confirmed"
+
+
+class InvalidOneTimeToken(VaultError):
+    """A confirmation or invitation token that is unknown, expired or already used."""
+
+    slug, status, title = "invalid-one-time-token", 400, "Invalid or expired token"
+
+
+class LoginThrottled(VaultError):
+    """Too many failed logins for this account or client; try again after ``retry_after``."""
+
+    slug, status, title = "too-many-attempts", 429, "Too many login attempts"
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+        self.extra = {"retry_after": retry_after}
+        self.headers = {"Retry-After": str(retry_after)}
+
+
+class LoginLocked(LoginThrottled):
+    """So many failed logins that the account or client is locked for a while."""
+
+    slug, title = "login-locked", "Login locked for a while"
+
+
+class NotificationFailed(VaultError):
+    """The notification could not be handed to the mail server or outbox. Retryable."""
+
+    slug, status, title = "notification-failed", 503, "Notification could not be sent"
+
+
+# --- transfers ---
+
+
+class UnknownConsentText(VaultError):
+    slug, status, title = "unknown-consent-text", 422, "Unknown consent text"
+
+
+class InvalidPartner(VaultError):
+    """Partner details that cannot be stored: an impossible contact address, an empty name."""
+
+    slug, status, title = "invalid-partner", 422, "Invalid partner details"
+
+
+class InvalidTransfer(VaultError):
+    """A transfer request that can never succeed as asked (no documents, expiry too long...)."""
+
+    slug, status, title = "invalid-transfer", 422, "Invalid transfer"
+
+
+class LinkExpired(Gone):
+    slug, title = "link-expired", "Link expired"
+
+
+class LinkRevoked(Gone):
+    slug, title = "link-revoked", "Link revoked"
+
+
+class LinkUsedUp(Gone):
+    slug, title = "link-used-up", "Download limit reached"
+
+
+class LinkLocked(Gone):
+    slug, title = "link-locked", "Link locked after too many wrong access codes"
+
+
+class AccessCodeWrong(VaultError):
+    """A wrong access code for a partner link; ``extra`` says how many tries are left."""
+
+    slug, status, title = "access-code-wrong", 403, "Wrong access code"
+
+    def __init__(self, attempts_left: int) -> None:
+        left = f"{attempts_left} attempt(s) left"
+        super().__init__(f"wrong access code; {left} before the link locks")
+        self.extra = {"attempts_left": attempts_left}
+
+
+class UploadInterrupted(VaultError):
+    """The upload ended before the whole file arrived (client gone or body cut short)."""
+
+    slug, status, title = "upload-interrupted", 400, "Upload interrupted"

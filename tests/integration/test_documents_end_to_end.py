@@ -22,7 +22,6 @@ from tests.factories import NOW, PATIENT_NAME, Vault, intake_limits, make_case, 
 from tests.faultproxy import FaultProxy
 from tests.perf.files import write_large_png
 from vault.documents.models import Document
-from vault.documents.service import read_document
 from vault.errors import KeyDestroyed, KmsUnavailable, StorageUnavailable
 from vault.storage.s3 import S3BlobStore, make_s3_client
 
@@ -103,17 +102,9 @@ def test_round_trip_through_s3_and_kms(
     pdf = vault.upload(case, pdf_bytes(pages=3, with_javascript=True))
     png = vault.upload(case, image, filename="scan.png")
 
-    got = b"".join(
-        read_document(
-            session=session, store=vault.store, keys=vault.keys, document_id=png.id
-        ).chunks
-    )
+    got = b"".join(vault.read(png.id).chunks)
     assert hashlib.sha256(got).hexdigest() == hashlib.sha256(image).hexdigest() == png.sha256
-    sanitised = b"".join(
-        read_document(
-            session=session, store=vault.store, keys=vault.keys, document_id=pdf.id
-        ).chunks
-    )
+    sanitised = b"".join(vault.read(pdf.id).chunks)
     with pikepdf.open(io.BytesIO(sanitised)) as opened:
         assert "/OpenAction" not in opened.Root
     assert PATIENT_NAME.encode() not in sanitised
@@ -121,7 +112,7 @@ def test_round_trip_through_s3_and_kms(
     vault.keys.destroy(session, case.key_id, reason="test", now=NOW)
     session.commit()
     with pytest.raises(KeyDestroyed):
-        read_document(session=session, store=vault.store, keys=vault.keys, document_id=png.id)
+        vault.read(png.id)
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from tests.perf.api import api_benchmarks
 from tests.perf.files import write_large_png, write_text_pdf
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -153,6 +154,7 @@ def main() -> None:
     results["frame_size_sweep_256mib"] = {
         str(frame): measure("vault_local", medium, frame) for frame in FRAME_SIZES
     }
+    results["api"] = api_benchmarks(WORK / "api", medium)
     results["targets"] = {
         "vault_put_over_raw_put": round(results["vault_put_mbps"] / results["raw_put_mbps"], 2),
         "vault_put_at_least_0_6_raw": results["vault_put_mbps"] >= 0.6 * results["raw_put_mbps"],

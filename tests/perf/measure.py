@@ -82,6 +82,7 @@ class DocumentBench:
         from infra.db import make_engine
         from keys.local import LocalKeyringProvider
         from keys.store import KeyStore
+        from vault.audit.service import AuditContext
         from vault.cases.service import open_case
         from vault.clock import utcnow
         from vault.intake import IntakeLimits
@@ -101,11 +102,15 @@ class DocumentBench:
             session=self.session, keys=self.keys, identity=identity, now=utcnow()
         )
         self.case = open_case(
-            session=self.session, keys=self.keys, patient_id=patient.id, now=utcnow()
+            session=self.session,
+            keys=self.keys,
+            patient_id=patient.id,
+            now=utcnow(),
+            audit=AuditContext.SYSTEM,
         )
-        self.session.commit()
 
     def put(self, store: Any, src: Path) -> Any:
+        from vault.audit.service import AuditContext
         from vault.clock import utcnow
         from vault.documents.models import DocumentKind
         from vault.documents.service import store_document
@@ -123,6 +128,7 @@ class DocumentBench:
                 spool_dir=self.spool,
                 frame_size=self.frame_size,
                 now=utcnow(),
+                audit=AuditContext.SYSTEM,
             )
 
     def timed_put(self, store: Any, src: Path) -> tuple[Any, float]:
@@ -136,10 +142,17 @@ class DocumentBench:
         return stored[0], seconds
 
     def get(self, store: Any, document_id: uuid.UUID) -> int:
+        from vault.audit.service import AuditContext
+        from vault.clock import utcnow
         from vault.documents.service import read_document
 
         opened = read_document(
-            session=self.session, store=store, keys=self.keys, document_id=document_id
+            session=self.session,
+            store=store,
+            keys=self.keys,
+            document_id=document_id,
+            now=utcnow(),
+            audit=AuditContext.SYSTEM,
         )
         return sum(len(chunk) for chunk in opened.chunks)
 

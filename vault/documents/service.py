@@ -1,8 +1,12 @@
-"""Document verbs: store (sanitise, encrypt, upload, then record) and read (stream back).
+"""Document verbs: store (sanitise, encrypt, upload, then record), list, and read (stream back).
 
 Order of effects in ``store_document``: the object is uploaded first and the row committed
-last, so a failure at any step leaves neither; if the commit itself fails, the uploaded object
-is deleted again. No database transaction is held open during the upload.
+last, together with its audit event, so a failure at any step leaves neither; if the commit
+itself fails, the uploaded object is deleted again. No database transaction is held open
+during the upload.
+
+``patient_id`` scoping works as in :mod:`vault.cases.service`: given a patient id, a verb
+acts only on that patient's cases and answers NotFound for any other (denial recorded).
 """
 
 import uuid
@@ -12,10 +16,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO
 
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from keys.store import KeyStore
-from vault.cases.service import get_live_case
+from vault.audit.models import AuditAction
+from vault.audit.service import AuditContext, append_event
+from vault.cases.service import case_in_scope, get_live_case
 from vault.crypto.envelope import HEADER_SIZE, EnvelopeEncryptor, EnvelopeHeader, decrypt
 from vault.crypto.fields import open_field, seal_field
 from vault.documents.hashing import BackgroundSha256
@@ -47,13 +53,25 @@ def store_document(
     spool_dir: Path,
     frame_size: int,
     now: datetime,
+    audit: AuditContext,
+    patient_id: uuid.UUID | None = None,
 ) -> Document:
     """Sanitise, encrypt and store a document of a case; commit its row once the object exists.
 
     Raises InvalidDocument (or DocumentTooLarge) for a refused file, Gone for a shredded case,
-    StorageUnavailable / KmsUnavailable when a dependency is down. Commits ``session``.
+    NotFound for a case outside ``patient_id``'s, StorageUnavailable / KmsUnavailable /
+    AuditUnavailable when a dependency is down. Commits ``session``.
     """
-    case = get_live_case(session=session, case_id=case_id)
+    case = case_in_scope(
+        session=session,
+        case_id=case_id,
+        patient_id=patient_id,
+        action=AuditAction.DOCUMENT_STORE,
+        now=now,
+        audit=audit,
+    )
+    get_live_case(session=session, case_id=case_id)
+    case_patient_id = case.patient_id
     case_key_id = case.key_id
     with translated_key_errors():
         case_key = keys.unsafe_key_material(session, case_key_id)
@@ -91,6 +109,16 @@ def store_document(
     )
     try:
         session.add(document)
+        session.flush()
+        append_event(
+            session,
+            context=audit,
+            action=AuditAction.DOCUMENT_STORE,
+            now=now,
+            patient_id=case_patient_id,
+            case_id=case_id,
+            document_id=document_id,
+        )
         session.commit()
     except BaseException:
         session.rollback()
@@ -108,21 +136,81 @@ def get_document(*, session: Session, document_id: uuid.UUID) -> Document:
 
 @dataclass(frozen=True)
 class DocumentStream:
-    """A document's row and its verified plaintext, streamed frame by frame."""
+    """A document's row and its verified plaintext, streamed frame by frame; ``filename`` is
+    the uploader's file name unsealed, when asked for (it may hold a name: never log it)."""
 
     document: Document
     chunks: Iterator[bytes]
+    filename: str | None = None
+
+
+def list_documents(
+    *,
+    session: Session,
+    case_id: uuid.UUID,
+    patient_id: uuid.UUID | None = None,
+    now: datetime,
+    audit: AuditContext,
+) -> list[Document]:
+    """The case's documents that still exist, oldest first. Commits the list event."""
+    case = case_in_scope(
+        session=session,
+        case_id=case_id,
+        patient_id=patient_id,
+        action=AuditAction.DOCUMENT_LIST,
+        now=now,
+        audit=audit,
+    )
+    get_live_case(session=session, case_id=case_id)
+    documents = list(
+        session.exec(
+            select(Document)
+            .where(Document.case_id == case_id, col(Document.shredded_at).is_(None))
+            .order_by(col(Document.created_at), col(Document.id))
+        )
+    )
+    append_event(
+        session,
+        context=audit,
+        action=AuditAction.DOCUMENT_LIST,
+        now=now,
+        patient_id=case.patient_id,
+        case_id=case_id,
+    )
+    session.commit()
+    return documents
 
 
 def read_document(
-    *, session: Session, store: BlobStore, keys: KeyStore, document_id: uuid.UUID
+    *,
+    session: Session,
+    store: BlobStore,
+    keys: KeyStore,
+    document_id: uuid.UUID,
+    now: datetime,
+    audit: AuditContext,
+    patient_id: uuid.UUID | None = None,
+    with_filename: bool = False,
 ) -> DocumentStream:
-    """Open a document for streaming. Checks run before the first byte is returned.
+    """Open a document for streaming. Checks run, and the read event is committed, before the
+    first byte is returned (fail closed: no event, no bytes).
 
-    Raises NotFound, Gone (shredded document or case, destroyed key, missing object),
-    DecryptionFailed (anything tampered), StorageUnavailable, KmsUnavailable.
+    Raises NotFound (also for a document outside ``patient_id``'s cases), Gone (shredded
+    document or case, destroyed key, missing object), DecryptionFailed (anything tampered),
+    StorageUnavailable, KmsUnavailable, AuditUnavailable.
     """
     document = get_document(session=session, document_id=document_id)
+    try:
+        case = case_in_scope(
+            session=session,
+            case_id=document.case_id,
+            patient_id=patient_id,
+            action=AuditAction.DOCUMENT_READ,
+            now=now,
+            audit=audit,
+        )
+    except NotFound:
+        raise NotFound("no such document") from None  # the same answer as an unknown id
     if document.shredded_at is not None:
         raise Gone("this document was deleted for good")
     get_live_case(session=session, case_id=document.case_id)
@@ -135,13 +223,29 @@ def read_document(
         key_id=document.key_id,
         object_id=document.id,
     )
-    return DocumentStream(document=document, chunks=_primed(plaintext))
+    chunks = _primed(plaintext)  # integrity and key errors surface here, before the event
+    filename = _open_filename(case_key, document) if with_filename else None
+    append_event(
+        session,
+        context=audit,
+        action=AuditAction.DOCUMENT_READ,
+        now=now,
+        patient_id=case.patient_id,
+        case_id=document.case_id,
+        document_id=document.id,
+    )
+    session.commit()
+    return DocumentStream(document=document, chunks=chunks, filename=filename)
 
 
 def unsafe_document_filename(*, session: Session, keys: KeyStore, document: Document) -> str:
     """The uploader's file name, unsealed (it may contain a name: never log it)."""
     with translated_key_errors():
         case_key = keys.unsafe_key_material(session, document.key_id)
+    return _open_filename(case_key, document)
+
+
+def _open_filename(case_key: bytes, document: Document) -> str:
     return open_field(
         case_key, document.filename_sealed, context=_filename_context(document.id)
     ).decode()

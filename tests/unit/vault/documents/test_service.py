@@ -10,20 +10,38 @@ from pathlib import Path
 import pikepdf
 import pytest
 import sqlalchemy as sa
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from keys.local import LocalKeyringProvider
 from keys.store import KeyStore
-from tests.factories import NOW, PATIENT_NAME, Vault, intake_limits, make_case, pdf_bytes, png_bytes
+from tests.factories import (
+    NOW,
+    PATIENT_NAME,
+    Vault,
+    intake_limits,
+    make_case,
+    make_patient,
+    pdf_bytes,
+    png_bytes,
+)
+from vault.audit.models import ActorKind, AuditEvent
+from vault.audit.service import AuditContext
 from vault.crypto.envelope import HEADER_SIZE
-from vault.documents.models import Document
-from vault.documents.service import read_document, unsafe_document_filename
+from vault.documents.models import Document, DocumentKind
+from vault.documents.service import (
+    list_documents,
+    read_document,
+    store_document,
+    unsafe_document_filename,
+)
 from vault.errors import (
+    AuditUnavailable,
     DecryptionFailed,
     DocumentTooLarge,
     Gone,
     InvalidDocument,
     KeyDestroyed,
+    NotFound,
     StorageUnavailable,
 )
 from vault.storage.local import LocalFolderBlobStore
@@ -43,9 +61,7 @@ def vault(session: Session, tmp_path: Path) -> Vault:
 
 
 def read_all(vault: Vault, document_id: uuid.UUID) -> bytes:
-    opened = read_document(
-        session=vault.session, store=vault.store, keys=vault.keys, document_id=document_id
-    )
+    opened = vault.read(document_id)
     return b"".join(opened.chunks)
 
 
@@ -185,9 +201,7 @@ def test_a_flipped_byte_in_the_first_frame_fails_before_any_plaintext(
     flip_byte(object_path(tmp_path, document), HEADER_SIZE + 10)
 
     with pytest.raises(DecryptionFailed):
-        read_document(
-            session=vault.session, store=vault.store, keys=vault.keys, document_id=document.id
-        )
+        vault.read(document.id)
 
 
 def test_a_flipped_byte_in_a_later_frame_stops_the_stream_there(
@@ -197,9 +211,7 @@ def test_a_flipped_byte_in_a_later_frame_stops_the_stream_there(
     document = vault.upload(case, png_bytes(300, 300))
     path = object_path(tmp_path, document)
     flip_byte(path, path.stat().st_size - 100)
-    opened = read_document(
-        session=vault.session, store=vault.store, keys=vault.keys, document_id=document.id
-    )
+    opened = vault.read(document.id)
     released: list[int] = []
 
     with pytest.raises(DecryptionFailed):
@@ -242,12 +254,144 @@ def test_reading_streams_frame_by_frame(vault: Vault) -> None:
     data = png_bytes(400, 400)  # several 64 KiB frames
     document = vault.upload(case, data)
 
-    opened = read_document(
-        session=vault.session, store=vault.store, keys=vault.keys, document_id=document.id
-    )
+    opened = vault.read(document.id)
     pieces: Iterator[bytes] = opened.chunks
     sizes = [len(piece) for piece in pieces]
 
     assert max(sizes) <= vault.frame_size
     assert sum(sizes) == len(data)
     assert len(sizes) > 1
+
+
+# --- audit, listing and patient scope ---
+
+PATIENT_CONTEXT = AuditContext(ActorKind.USER, uuid.uuid4(), None)
+
+
+def audit_trail(vault: Vault) -> list[tuple[str, str, uuid.UUID | None]]:
+    rows = vault.session.exec(select(AuditEvent).order_by(col(AuditEvent.seq))).all()
+    return [(row.action, row.outcome, row.document_id) for row in rows]
+
+
+def test_store_and_read_each_leave_their_event(vault: Vault) -> None:
+    case = make_case(vault.session, vault.keys)
+
+    document = vault.upload(case, png_bytes())
+    read_all(vault, document.id)
+
+    assert audit_trail(vault) == [
+        ("case.open", "ok", None),
+        ("document.store", "ok", document.id),
+        ("document.read", "ok", document.id),
+    ]
+
+
+def test_a_refused_upload_leaves_no_store_event(vault: Vault) -> None:
+    case = make_case(vault.session, vault.keys)
+
+    with pytest.raises(InvalidDocument):
+        vault.upload(case, b"PK\x03\x04 a zip archive")
+
+    assert [action for action, _, _ in audit_trail(vault)] == ["case.open"]
+
+
+def test_when_the_audit_write_fails_nothing_is_stored_or_read(vault: Vault) -> None:
+    case = make_case(vault.session, vault.keys)
+    stored = vault.upload(case, png_bytes())
+
+    def refuse_events(session: Session) -> None:
+        if any(isinstance(obj, AuditEvent) for obj in session.new):
+            raise sa.exc.OperationalError("INSERT", {}, Exception("audit table locked"))
+
+    sa.event.listen(vault.session, "before_flush", lambda s, *_: refuse_events(s))
+    with pytest.raises(AuditUnavailable):
+        vault.read(stored.id)
+    vault.session.rollback()
+    with pytest.raises(AuditUnavailable):
+        vault.upload(case, png_bytes(8, 8))
+    vault.session.rollback()
+
+    assert [row.id for row in vault.session.exec(select(Document)).all()] == [stored.id]
+    assert list(vault.store.keys("")) == [stored.object_key]
+
+
+def test_list_documents_oldest_first_and_audited(vault: Vault) -> None:
+    case = make_case(vault.session, vault.keys)
+    first = vault.upload(case, png_bytes())
+    second = vault.upload(case, png_bytes(8, 8))
+    vault.upload(make_case(vault.session, vault.keys), png_bytes())  # another case's
+
+    listed = list_documents(
+        session=vault.session, case_id=case.id, now=NOW, audit=AuditContext.SYSTEM
+    )
+
+    assert {document.id for document in listed} == {first.id, second.id}
+    assert audit_trail(vault)[-1] == ("document.list", "ok", None)
+
+
+def test_a_patient_reaches_only_their_own_cases_documents(vault: Vault) -> None:
+    case = make_case(vault.session, vault.keys)
+    document = vault.upload(case, png_bytes())
+    stranger = make_patient(vault.session, vault.keys)
+
+    own = read_document(
+        session=vault.session,
+        store=vault.store,
+        keys=vault.keys,
+        document_id=document.id,
+        patient_id=case.patient_id,
+        now=NOW,
+        audit=PATIENT_CONTEXT,
+    )
+    assert b"".join(own.chunks) == png_bytes()
+    with pytest.raises(NotFound) as denied:
+        read_document(
+            session=vault.session,
+            store=vault.store,
+            keys=vault.keys,
+            document_id=document.id,
+            patient_id=stranger.id,
+            now=NOW,
+            audit=PATIENT_CONTEXT,
+        )
+    with pytest.raises(NotFound) as unknown:
+        vault.read(uuid.uuid4())
+    with pytest.raises(NotFound):
+        list_documents(
+            session=vault.session,
+            case_id=case.id,
+            patient_id=stranger.id,
+            now=NOW,
+            audit=PATIENT_CONTEXT,
+        )
+
+    assert str(denied.value) == str(unknown.value)  # no existence oracle
+    assert audit_trail(vault)[-2:] == [
+        ("document.read", "denied", None),
+        ("document.list", "denied", None),
+    ]
+
+
+def test_a_patient_cannot_upload_to_another_patients_case(vault: Vault) -> None:
+    case = make_case(vault.session, vault.keys)
+    stranger = make_patient(vault.session, vault.keys)
+
+    with pytest.raises(NotFound):
+        store_document(
+            session=vault.session,
+            store=vault.store,
+            keys=vault.keys,
+            case_id=case.id,
+            kind=DocumentKind.RECORD,
+            filename="x.png",
+            source=io.BytesIO(png_bytes()),
+            limits=vault.limits,
+            spool_dir=vault.spool_dir,
+            frame_size=vault.frame_size,
+            now=NOW,
+            audit=PATIENT_CONTEXT,
+            patient_id=stranger.id,
+        )
+
+    assert_nothing_stored(vault)
+    assert audit_trail(vault)[-1] == ("document.store", "denied", None)

@@ -1,0 +1,155 @@
+"""User administration (the privacy officer) and patient invitations (coordinators).
+
+Lists show ids, roles and dates only: logins are stored as digests and never shown.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from fastapi import APIRouter, status
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, PastDate, field_validator
+
+from api.deps import (
+    AdminUser,
+    AuditDep,
+    CoordinatorUser,
+    NotifierDep,
+    NowDep,
+    RuntimeDep,
+    SessionDep,
+)
+from api.routers.auth import MAX_PASSWORD_FIELD, mail_context
+from vault.accounts.models import STAFF_ROLES, Role, User
+from vault.accounts.service import create_user, disable_user, invite_patient, list_users
+from vault.clock import as_utc
+from vault.patients.service import PatientIdentity
+
+router = APIRouter(tags=["users"])
+
+
+class NewUser(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"login": "k.schmidt", "role": "coordinator", "password": "a long passphrase"}
+            ]
+        },
+    )
+
+    login: str = Field(min_length=1, max_length=320)
+    role: Role
+    password: str = Field(max_length=MAX_PASSWORD_FIELD)
+
+    @field_validator("role")
+    @classmethod
+    def _staff_only(cls, role: Role) -> Role:
+        if role not in STAFF_ROLES:
+            raise ValueError("patients register themselves or are invited")
+        return role
+
+
+class UserSummary(BaseModel):
+    id: uuid.UUID
+    role: Role
+    created_at: datetime
+    disabled: bool
+
+    @classmethod
+    def of(cls, user: User) -> UserSummary:
+        return cls(
+            id=user.id,
+            role=user.role,
+            created_at=as_utc(user.created_at),
+            disabled=user.disabled_at is not None,
+        )
+
+
+class Invitation(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "email": "erika@example.org",
+                    "name": "Erika Mustermann",
+                    "birth_date": "1964-08-12",
+                    "phone": "+49 30 1234567",
+                }
+            ]
+        },
+    )
+
+    email: EmailStr
+    name: str = Field(min_length=1, max_length=200)
+    birth_date: PastDate
+    phone: str | None = Field(default=None, min_length=3, max_length=40)
+
+
+class Invited(BaseModel):
+    patient_id: uuid.UUID
+
+
+@router.post("/admin/users", status_code=status.HTTP_201_CREATED)
+def add_account(
+    body: NewUser,
+    _admin: AdminUser,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    now: NowDep,
+    audit: AuditDep,
+) -> UserSummary:
+    """Create a staff account (coordinator, analyst or admin)."""
+    user = create_user(
+        session,
+        lookup_key=runtime.secrets.login_lookup_key,
+        login=body.login,
+        role=body.role,
+        password=body.password,
+        now=now,
+        audit=audit,
+    )
+    return UserSummary.of(user)
+
+
+@router.get("/admin/users")
+def list_accounts(
+    _admin: AdminUser, session: SessionDep, now: NowDep, audit: AuditDep
+) -> list[UserSummary]:
+    """Every account, oldest first."""
+    return [UserSummary.of(user) for user in list_users(session, now=now, audit=audit)]
+
+
+@router.post("/admin/users/{user_id}/disable", status_code=status.HTTP_204_NO_CONTENT)
+def disable_account(
+    user_id: uuid.UUID, _admin: AdminUser, session: SessionDep, now: NowDep, audit: AuditDep
+) -> None:
+    """Disable an account; its tokens stop working at once."""
+    disable_user(session, user_id=user_id, now=now, audit=audit)
+
+
+@router.post("/patients/invitations", status_code=status.HTTP_201_CREATED)
+def invite_new_patient(
+    body: Invitation,
+    _coordinator: CoordinatorUser,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    notifier: NotifierDep,
+    now: NowDep,
+    audit: AuditDep,
+) -> Invited:
+    """Invite a patient: a patient record, and a mail with a code to choose a password."""
+    patient = invite_patient(
+        session,
+        keys=runtime.key_store,
+        lookup_key=runtime.secrets.login_lookup_key,
+        mail=mail_context(runtime, notifier),
+        identity=PatientIdentity(
+            name=body.name, birth_date=body.birth_date, email=body.email, phone=body.phone
+        ),
+        now=now,
+        audit=audit,
+    )
+    return Invited(patient_id=patient.id)

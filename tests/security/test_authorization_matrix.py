@@ -1,0 +1,273 @@
+"""Who may do what, proven over the whole OpenAPI document: every operation x every caller
+(patient A, patient B, coordinator, analyst, admin, anonymous, an expired token), aimed at the
+objects of patient A. Whoever may not reach A's data gets 401, 403 or 404 (or, for a list, a
+list without any of it); nobody gets a byte of it. A new operation must be classified here
+before this test passes, so no endpoint ships unchecked."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from tests.apiharness import ApiHarness, TestUser
+from tests.factories import PATIENT_EMAIL, PATIENT_NAME, png_bytes
+from vault.accounts.models import Role
+
+CALLERS = ("patient_a", "patient_b", "coordinator", "analyst", "admin", "anonymous", "expired")
+EVERYONE = frozenset(CALLERS)
+
+# Operations anyone may call: they expose no one's data (sign-in, sign-up, health, the public
+# consent text) or are capability URLs, where the link token is the authorisation (their
+# lifecycle, code and limits are proven in tests/api/test_links.py).
+PUBLIC = {
+    "issue_token",
+    "refresh_token",
+    "register_as_patient",
+    "confirm_address",
+    "accept_patient_invitation",
+    "healthz",
+    "readyz",
+    "list_consent_texts",
+    "open_partner_link",
+    "download_partner_document",
+}
+
+# Who may reach patient A's objects through each operation. Everybody else must be refused.
+ALLOWED: dict[str, frozenset[str]] = {
+    "log_out": frozenset({"patient_a", "patient_b", "coordinator", "analyst", "admin"}),
+    "who_am_i": frozenset({"patient_a", "patient_b", "coordinator", "analyst", "admin"}),
+    "list_accounts": frozenset({"admin"}),
+    "add_account": frozenset({"admin"}),
+    "disable_account": frozenset({"admin"}),
+    "invite_new_patient": frozenset({"coordinator"}),
+    "open_own_case": frozenset({"patient_a", "patient_b"}),
+    "list_visible_cases": frozenset({"patient_a", "coordinator"}),
+    "get_case_detail": frozenset({"patient_a", "coordinator"}),
+    "put_case_outcome": frozenset({"coordinator"}),
+    "complete_treatment": frozenset({"coordinator"}),
+    "upload_form": frozenset({"patient_a", "coordinator"}),
+    "upload_raw": frozenset({"patient_a", "coordinator"}),
+    "list_case_documents": frozenset({"patient_a", "coordinator"}),
+    "download_document": frozenset({"patient_a", "coordinator"}),
+    "give_case_consent": frozenset({"patient_a"}),
+    "list_case_consents": frozenset({"patient_a", "coordinator"}),
+    "withdraw_case_consent": frozenset({"patient_a"}),
+    "place_processing_restriction": frozenset({"admin"}),
+    "lift_processing_restriction": frozenset({"admin"}),
+    "list_partner_records": frozenset({"admin"}),
+    "create_partner_record": frozenset({"admin"}),
+    "update_partner_record": frozenset({"admin"}),
+    "disable_partner_record": frozenset({"admin"}),
+    "list_enabled_partners": frozenset({"coordinator"}),
+    "create_case_transfer": frozenset({"coordinator"}),
+    "list_case_transfers": frozenset({"coordinator"}),
+    "revoke_case_transfer": frozenset({"coordinator"}),
+    "list_my_disclosures": frozenset({"patient_a"}),
+    "verify_audit_chain": frozenset({"admin"}),
+    "write_audit_checkpoint": frozenset({"admin"}),
+    "list_audit_events": frozenset({"admin"}),
+}
+
+# Lists answer 200 to any caller of the right role, scoped to what that caller may see.
+SCOPED_LISTS = {"list_visible_cases", "list_my_disclosures"}
+DENIED = {401, 403, 404}
+
+
+@dataclass
+class World:
+    callers: dict[str, TestUser | None]
+    path_values: dict[str, str]
+    secrets: list[str]  # anything of patient A that must never reach another caller
+    bodies: dict[str, dict[str, Any]]
+
+
+def build_world(api: ApiHarness) -> World:
+    expired = api.user(Role.COORDINATOR)
+    api.clock.advance(minutes=api.runtime.settings.access_token_minutes + 1)
+    admin, coordinator = api.user(Role.ADMIN), api.user(Role.COORDINATOR)
+    analyst = api.user(Role.ANALYST)
+    patient_a, patient_b = api.patient(name=PATIENT_NAME), api.patient(name="Max Beispiel")
+
+    case_a = _created(api.client.post("/cases", headers=patient_a.headers))["id"]
+    version = api.client.get("/consent-texts").json()[0]["version"]
+    consent_a = _created(
+        api.client.post(
+            f"/cases/{case_a}/consents", headers=patient_a.headers, json={"text_version": version}
+        )
+    )["id"]
+    document_a = _created(
+        api.client.put(
+            f"/cases/{case_a}/uploads/{PATIENT_NAME}.png",
+            params={"kind": "record"},
+            headers=patient_a.headers,
+            content=png_bytes(),
+        )
+    )["id"]
+    partner = _created(
+        api.client.post(
+            "/admin/partners",
+            headers=admin.headers,
+            json={"kind": "clinic", "name": "Klinik am See", "contact_email": "a@klinik.example"},
+        )
+    )["id"]
+    transfer = _created(
+        api.client.post(
+            f"/cases/{case_a}/transfers",
+            headers=coordinator.headers,
+            json={
+                "document_ids": [document_a],
+                "partner_id": partner,
+                "purpose": "treatment-check",
+                "legal_basis": "art9-2-a",
+                "consent_id": consent_a,
+            },
+        )
+    )
+    token = transfer["link_url"].rsplit("/", 1)[-1]
+    restriction = _created(
+        api.client.post(
+            "/admin/restrictions",
+            headers=admin.headers,
+            json={"patient_id": str(patient_a.patient_id), "case_id": case_a},
+        )
+    )["id"]
+    path_values = {
+        "case_id": case_a,
+        "document_id": document_a,
+        "consent_id": consent_a,
+        "transfer_id": transfer["transfer"]["id"],
+        "partner_id": partner,
+        "user_id": str(patient_a.id),
+        "restriction_id": restriction,
+        "token": token,
+        "filename": "befund.png",
+    }
+    bodies: dict[str, dict[str, Any]] = {
+        "add_account": {"json": {"login": "new-user", "role": "coordinator", "password": "x" * 16}},
+        "invite_new_patient": {
+            "json": {"email": "new@example.org", "name": "N", "birth_date": "1970-01-01"}
+        },
+        "put_case_outcome": {
+            "json": {
+                "diagnosis_codes": ["M17.1"],
+                "result": "improved",
+                "treatment_start": "2026-10-01",
+                "treatment_end": "2026-10-20",
+                "final_invoice_total": "1234.50",
+                "currency": "EUR",
+            }
+        },
+        "complete_treatment": {"json": {"completed_at": "2026-11-01T00:00:00Z"}},
+        "upload_form": {
+            "files": {"file": ("scan.png", png_bytes(), "image/png")},
+            "data": {"kind": "record"},
+        },
+        "upload_raw": {"content": png_bytes(), "params": {"kind": "record"}},
+        "give_case_consent": {"json": {"text_version": version}},
+        "place_processing_restriction": {"json": {"patient_id": str(patient_a.patient_id)}},
+        "create_partner_record": {
+            "json": {"kind": "insurer", "name": "Kasse", "contact_email": "k@kasse.example"}
+        },
+        "update_partner_record": {"json": {"name": "Klinik am Berg"}},
+        "create_case_transfer": {
+            "json": {
+                "document_ids": [document_a],
+                "partner_id": partner,
+                "purpose": "treatment-check",
+                "legal_basis": "art9-2-h",
+            }
+        },
+    }
+    secrets = [
+        PATIENT_NAME,
+        PATIENT_EMAIL,
+        patient_a.login,
+        case_a,
+        document_a,
+        consent_a,
+        transfer["transfer"]["id"],
+        str(patient_a.patient_id),
+    ]
+    callers: dict[str, TestUser | None] = {
+        "patient_a": patient_a,
+        "patient_b": patient_b,
+        "coordinator": coordinator,
+        "analyst": analyst,
+        "admin": admin,
+        "anonymous": None,
+        "expired": expired,
+    }
+    return World(callers, path_values, secrets, bodies)
+
+
+def _created(response: Any) -> Any:
+    assert response.status_code in (200, 201), response.text
+    return response.json()
+
+
+def operations(api: ApiHarness) -> list[tuple[str, str, str]]:
+    spec = api.client.get("/openapi.json").json()
+    found = [
+        (operation["operationId"], method.upper(), path)
+        for path, methods in spec["paths"].items()
+        for method, operation in methods.items()
+    ]
+    # Signing out ends the caller's session: it goes last.
+    return sorted(found, key=lambda operation: operation[0] == "log_out")
+
+
+def test_every_operation_is_classified(api: ApiHarness) -> None:
+    ids = {operation_id for operation_id, _, _ in operations(api)}
+    assert ids == PUBLIC | set(ALLOWED), "classify new operations in ALLOWED or PUBLIC"
+    assert not PUBLIC & set(ALLOWED)
+
+
+@pytest.mark.parametrize("caller", CALLERS)
+def test_no_caller_reaches_what_it_may_not(api: ApiHarness, caller: str) -> None:
+    world = build_world(api)
+    user = world.callers[caller]
+    headers = user.headers if user is not None else {}
+    leaks, refused = [], 0
+    for operation_id, method, template in operations(api):
+        if operation_id in PUBLIC:
+            continue
+        path = re.sub(r"\{(\w+)\}", lambda m: world.path_values[m.group(1)], template)
+        request = world.bodies.get(operation_id, {})
+        response = api.client.request(method, path, headers=headers, **request)
+        allowed = caller in ALLOWED[operation_id]
+        if caller in ("anonymous", "expired"):
+            if response.status_code != 401:
+                leaks.append(f"{operation_id}: {response.status_code} instead of 401")
+            continue
+        if allowed:
+            if method == "GET" and response.status_code != 200:
+                leaks.append(f"{operation_id}: allowed but answered {response.status_code}")
+            continue
+        leaked = [secret for secret in world.secrets if secret in response.text]
+        scoped_list = operation_id in SCOPED_LISTS and response.status_code == 200
+        if (response.status_code in DENIED or scoped_list) and not leaked:
+            refused += 1
+        else:
+            leaks.append(f"{operation_id}: {response.status_code}, leaked {len(leaked)} values")
+    assert leaks == []
+    if caller not in ("anonymous", "expired"):
+        assert refused == sum(caller not in roles for roles in ALLOWED.values())
+
+
+def test_the_analyst_reaches_no_personal_data(api: ApiHarness) -> None:
+    world = build_world(api)
+    analyst = world.callers["analyst"]
+    assert analyst is not None
+    for operation_id, method, template in operations(api):
+        if operation_id in PUBLIC:
+            continue
+        path = re.sub(r"\{(\w+)\}", lambda m: world.path_values[m.group(1)], template)
+        response = api.client.request(
+            method, path, headers=analyst.headers, **world.bodies.get(operation_id, {})
+        )
+        assert not [secret for secret in world.secrets if secret in response.text], operation_id
+        if operation_id not in ("who_am_i", "log_out"):
+            assert response.status_code in DENIED, operation_id

@@ -1,0 +1,1 @@
+"""Accounts: users and their roles, passwords, bearer tokens, login throttling, registration."""

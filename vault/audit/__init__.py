@@ -1,0 +1,1 @@
+"""The hash-chained audit log: append, verify, signed checkpoints, address anonymising."""

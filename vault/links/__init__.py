@@ -1,0 +1,1 @@
+"""Partner links: an unguessable token plus a separate access code, bound to one transfer."""

@@ -1,0 +1,404 @@
+"""Partner links: issue, open (see what was sent) and download (with the access code).
+
+A link is a random token (256 bits, ``secrets.token_urlsafe(32)``) known to the database only by
+its SHA-256, plus an access code of ten characters from an unambiguous alphabet (about 49.5
+bits) known only by its argon2id hash; the code travels by another channel than the link.
+
+Opening never uses a download, so a link-preview bot or virus scanner that fetches the page
+changes nothing. A download checks, in this order: the token is known (else NotFound), the
+transfer is not revoked, the link is not locked, not expired (gone from ``expires_at`` on), not
+used up, the document is still there (else Gone), and then the code. A wrong code is counted
+and committed with its event before AccessCodeWrong is raised; the link locks at its limit. A
+right code counts the download, records it with its event and commits, and only then is the
+stream handed back: if the event cannot be written, nothing is streamed (fail closed).
+"""
+
+import hashlib
+import hmac
+import re
+import secrets
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import NoReturn
+
+from sqlalchemy import update
+from sqlmodel import Session, col, select
+
+from keys.store import KeyStore
+from vault.accounts.passwords import hash_secret, verify_password
+from vault.audit.models import ActorKind, AuditAction
+from vault.audit.service import AuditContext, append_event
+from vault.cases.models import CaseStatus
+from vault.cases.service import get_case
+from vault.documents.models import Document, DocumentKind
+from vault.documents.service import DocumentStream, read_document
+from vault.errors import (
+    AccessCodeWrong,
+    Gone,
+    InvalidTransfer,
+    LinkExpired,
+    LinkLocked,
+    LinkRevoked,
+    LinkUsedUp,
+    NotFound,
+)
+from vault.links.models import Link, LinkDownload
+from vault.partners.models import Partner, PartnerKind
+from vault.storage.interfaces import BlobStore
+from vault.transfers.models import Transfer, TransferDocument
+
+TOKEN_BYTES = 32
+_TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_-]{43}")  # what token_urlsafe(32) produces
+CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"  # no 0/O, 1/I/L: read aloud or typed safely
+CODE_LENGTH = 10
+_CODE_SEPARATORS = str.maketrans("", "", " -")
+
+# The cost chosen for passwords (vault.accounts.passwords) protects the codes too.
+
+_EXTENSIONS = {
+    "application/pdf": "pdf",
+    "image/png": "png",
+    "image/jpeg": "jpg",
+    "image/tiff": "tif",
+}
+
+
+@dataclass(frozen=True)
+class LinkPolicy:
+    """Defaults and limits for new links (from the settings)."""
+
+    ttl: timedelta
+    max_ttl: timedelta
+    max_downloads: int
+    max_code_attempts: int
+
+
+@dataclass(frozen=True, repr=False)
+class IssuedLink:
+    """A new link with its token and access code in the clear: shown once, never stored."""
+
+    link: Link
+    token: str
+    access_code: str
+
+    def __repr__(self) -> str:
+        return f"IssuedLink(link_id={self.link.id}, <token and code redacted>)"
+
+
+@dataclass(frozen=True)
+class LinkedDocument:
+    id: uuid.UUID
+    kind: DocumentKind
+    media_type: str
+    size: int
+    filename: str  # generic ("document-2.pdf"): the uploader's file name stays sealed
+
+
+@dataclass(frozen=True)
+class LinkView:
+    """What a link shows before any code is entered: what was sent, and for how long."""
+
+    link_id: uuid.UUID
+    transfer_id: uuid.UUID
+    partner_kind: PartnerKind
+    documents: list[LinkedDocument]
+    expires_at: datetime
+    downloads_left: int
+
+
+@dataclass(frozen=True)
+class LinkStream:
+    """A document released through a link: its generic file name and its plaintext stream."""
+
+    filename: str
+    stream: DocumentStream
+
+
+@dataclass(frozen=True)
+class LinkTerms:
+    """The checked terms of one new link."""
+
+    lifetime: timedelta
+    max_downloads: int
+    max_code_attempts: int
+
+
+def link_terms(
+    policy: LinkPolicy, *, expires_in: timedelta | None, max_downloads: int | None
+) -> LinkTerms:
+    """The policy's defaults, or the terms asked for if the policy allows them (InvalidTransfer
+    for an expiry beyond its maximum, or a download limit below one)."""
+    lifetime = policy.ttl if expires_in is None else expires_in
+    if not timedelta(0) < lifetime <= policy.max_ttl:
+        raise InvalidTransfer(f"a link expires within {policy.max_ttl.days} days at the most")
+    downloads = policy.max_downloads if max_downloads is None else max_downloads
+    if downloads < 1:
+        raise InvalidTransfer("a link allows at least one download")
+    return LinkTerms(lifetime, downloads, policy.max_code_attempts)
+
+
+def issue_link(
+    session: Session, *, transfer_id: uuid.UUID, terms: LinkTerms, now: datetime
+) -> IssuedLink:
+    """Add a link for a transfer with a fresh token and access code (flushed, not committed)."""
+    token = secrets.token_urlsafe(TOKEN_BYTES)
+    access_code = "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
+    link = Link(
+        transfer_id=transfer_id,
+        token_digest=token_digest(token),
+        code_hash=hash_secret(access_code),
+        created_at=now,
+        expires_at=now + terms.lifetime,
+        max_downloads=terms.max_downloads,
+        max_code_attempts=terms.max_code_attempts,
+    )
+    session.add(link)
+    session.flush()
+    return IssuedLink(link=link, token=token, access_code=access_code)
+
+
+def token_digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def downloads_left(link: Link) -> int:
+    return max(0, link.max_downloads - link.downloads)
+
+
+def open_link(session: Session, *, token: str, now: datetime, audit: AuditContext) -> LinkView:
+    """Show what a link holds. Uses no download; appends ``link.open`` and commits.
+
+    Raises NotFound for an unknown token, a Gone subclass for a link that can no longer be used.
+    """
+    found = _known_link(session, token, audit)
+    try:
+        _check_usable(found.link, found.transfer, now)
+        documents = _sent_documents(session, found.transfer)
+    except Gone:
+        _record_refusal(session, found, now=now)
+        raise
+    partner = session.get(Partner, found.transfer.partner_id)
+    if partner is None:  # pragma: no cover - a foreign key guarantees the partner
+        raise NotFound("no such link")
+    view = LinkView(
+        link_id=found.link.id,
+        transfer_id=found.transfer.id,
+        partner_kind=partner.kind,
+        documents=documents,
+        expires_at=found.link.expires_at,
+        downloads_left=downloads_left(found.link),
+    )
+    _append(session, AuditAction.LINK_OPEN, found, now=now)
+    session.commit()
+    return view
+
+
+def download_from_link(
+    session: Session,
+    *,
+    store: BlobStore,
+    keys: KeyStore,
+    token: str,
+    document_id: uuid.UUID,
+    code: str,
+    now: datetime,
+    audit: AuditContext,
+) -> LinkStream:
+    """Release one document of the link's transfer for the right access code (see the module).
+
+    Raises NotFound (unknown token, or a document not in the transfer), a Gone subclass,
+    AccessCodeWrong (with the attempts left), AuditUnavailable, StorageUnavailable, KmsUnavailable.
+    """
+    found = _known_link(session, token, audit)
+    try:
+        _check_usable(found.link, found.transfer, now)
+        sent = {document.id: document for document in _sent_documents(session, found.transfer)}
+        if document_id not in sent:
+            key = (found.transfer.id, document_id)
+            if session.get(TransferDocument, key) is None:
+                raise NotFound("no such document in this link")
+            raise Gone("this document was deleted for good")
+    except Gone:
+        _record_refusal(session, found, now=now)
+        raise
+    code_hash = found.link.code_hash
+    session.commit()  # no transaction (on SQLite: no write lock) held during the argon2 check
+
+    if not _code_matches(code_hash, code):
+        _record_wrong_code(session, found, now=now)
+
+    # read_document commits its own document.read event once the first frame has decrypted, so
+    # a store or key failure uses up no download.
+    opened = read_document(
+        session=session,
+        store=store,
+        keys=keys,
+        document_id=document_id,
+        now=now,
+        audit=found.audit,
+    )
+    try:
+        _count_download(session, found, document_id=document_id, now=now)
+    except BaseException:
+        session.rollback()
+        _close(opened.chunks)
+        raise
+    return LinkStream(filename=sent[document_id].filename, stream=opened)
+
+
+@dataclass(frozen=True)
+class _FoundLink:
+    link: Link
+    transfer: Transfer
+    patient_id: uuid.UUID
+    audit: AuditContext  # whoever holds the link acts as its partner, from the caller's address
+
+
+def _known_link(session: Session, token: str, audit: AuditContext) -> _FoundLink:
+    if not _TOKEN_SHAPE.fullmatch(token):
+        raise NotFound("no such link")
+    digest = token_digest(token)
+    link = session.exec(select(Link).where(Link.token_digest == digest)).first()
+    if link is None or not hmac.compare_digest(link.token_digest, digest):
+        raise NotFound("no such link")
+    transfer = session.get(Transfer, link.transfer_id)
+    if transfer is None:  # pragma: no cover - a foreign key guarantees the transfer
+        raise NotFound("no such link")
+    case = get_case(session=session, case_id=transfer.case_id)
+    return _FoundLink(
+        link=link,
+        transfer=transfer,
+        patient_id=case.patient_id,
+        audit=AuditContext(ActorKind.PARTNER, transfer.partner_id, audit.client),
+    )
+
+
+def _check_usable(link: Link, transfer: Transfer, now: datetime) -> None:
+    if transfer.revoked_at is not None:
+        raise LinkRevoked("this link was revoked by the sender")
+    if link.locked_at is not None:
+        raise LinkLocked("this link was locked after too many wrong access codes")
+    if now >= link.expires_at:
+        raise LinkExpired("this link has expired")
+    if link.downloads >= link.max_downloads:
+        raise LinkUsedUp("this link has reached its download limit")
+
+
+def _sent_documents(session: Session, transfer: Transfer) -> list[LinkedDocument]:
+    """The transfer's documents that still exist, in order; Gone when none is left."""
+    case = get_case(session=session, case_id=transfer.case_id)
+    if case.status is CaseStatus.SHREDDED:
+        raise Gone("the documents of this link were deleted for good")
+    statement = (
+        select(Document, TransferDocument.position)
+        .join(TransferDocument, col(TransferDocument.document_id) == col(Document.id))
+        .where(TransferDocument.transfer_id == transfer.id, col(Document.shredded_at).is_(None))
+        .order_by(col(TransferDocument.position))
+    )
+    documents = [
+        LinkedDocument(
+            id=document.id,
+            kind=document.kind,
+            media_type=document.media_type,
+            size=document.size,
+            filename=download_filename(position, document.media_type),
+        )
+        for document, position in session.exec(statement).all()
+    ]
+    if not documents:
+        raise Gone("the documents of this link were deleted for good")
+    return documents
+
+
+def download_filename(position: int, media_type: str) -> str:
+    return f"document-{position}.{_EXTENSIONS.get(media_type, 'bin')}"
+
+
+def _code_matches(code_hash: str, code: str) -> bool:
+    """Constant-time (argon2) check of a code as typed: case and separators do not matter."""
+    return verify_password(code_hash, code.translate(_CODE_SEPARATORS).upper())
+
+
+def _record_refusal(session: Session, found: _FoundLink, *, now: datetime) -> None:
+    """A denied use of a known link leaves its event, committed."""
+    session.rollback()
+    _append(session, AuditAction.LINK_REFUSED, found, now=now, ok=False)
+    session.commit()
+
+
+def _record_wrong_code(session: Session, found: _FoundLink, *, now: datetime) -> NoReturn:
+    """Count a wrong code (locking the link at its limit), commit, raise AccessCodeWrong."""
+    counted = session.execute(
+        update(Link)
+        .where(col(Link.id) == found.link.id, col(Link.locked_at).is_(None))
+        .values(failed_codes=col(Link.failed_codes) + 1)
+        .returning(col(Link.failed_codes), col(Link.max_code_attempts))
+    ).first()
+    if counted is None:  # another wrong code locked the link since it was checked
+        _record_refusal(session, found, now=now)
+        raise LinkLocked("this link was locked after too many wrong access codes")
+    failed, limit = counted
+    _append(session, AuditAction.LINK_CODE_FAILED, found, now=now, ok=False)
+    attempts_left = max(0, limit - failed)
+    if attempts_left == 0:
+        session.execute(update(Link).where(col(Link.id) == found.link.id).values(locked_at=now))
+        _append(session, AuditAction.LINK_LOCKED, found, now=now, ok=False)
+    session.commit()
+    raise AccessCodeWrong(attempts_left)
+
+
+def _count_download(
+    session: Session, found: _FoundLink, *, document_id: uuid.UUID, now: datetime
+) -> None:
+    """Use one download, atomically (concurrent downloads never pass the limit); commit."""
+    counted = session.execute(
+        update(Link)
+        .where(
+            col(Link.id) == found.link.id,
+            col(Link.locked_at).is_(None),
+            col(Link.downloads) < col(Link.max_downloads),
+        )
+        .values(downloads=col(Link.downloads) + 1)
+        .returning(col(Link.downloads))
+    ).first()
+    if counted is None:  # the last download (or a lock) happened since the link was checked
+        _record_refusal(session, found, now=now)
+        raise LinkUsedUp("this link has reached its download limit")
+    session.add(LinkDownload(link_id=found.link.id, document_id=document_id, at=now))
+    _append(session, AuditAction.LINK_DOWNLOAD, found, now=now, document_id=document_id)
+    session.commit()
+
+
+def _append(
+    session: Session,
+    action: AuditAction,
+    found: _FoundLink,
+    *,
+    now: datetime,
+    ok: bool = True,
+    document_id: uuid.UUID | None = None,
+) -> None:
+    transfer = found.transfer
+    append_event(
+        session,
+        context=found.audit,
+        action=action,
+        now=now,
+        outcome="ok" if ok else "denied",
+        patient_id=found.patient_id,
+        case_id=transfer.case_id,
+        document_id=document_id,
+        transfer_id=transfer.id,
+        link_id=found.link.id,
+        partner_id=transfer.partner_id,
+        legal_basis=transfer.legal_basis,
+        purpose=transfer.purpose,
+    )
+
+
+def _close(chunks: Iterator[bytes]) -> None:
+    close = getattr(chunks, "close", None)
+    if close is not None:
+        close()

@@ -1,0 +1,1 @@
+"""Notifications to people (mail): what is sent, and the protocol that sends it."""

@@ -1,0 +1,1 @@
+"""Partners: the clinics, physicians, insurers and facilities documents are forwarded to."""
