@@ -23,7 +23,7 @@ PYTHON = $(shell for p in $(PYTHON_CANDIDATES); do \
 .PHONY: help install run test lint bench migration clean
 
 help:
-	@echo "make run        install, migrate the database, start medvault on http://127.0.0.1:8000"
+	@echo "make run        install, migrate the database, start medvault (API on http://127.0.0.1:8000, worker, beat)"
 	@echo "make test       install and run the tests (PYTEST_ARGS='-k ...' to narrow)"
 	@echo "make lint       ruff, ruff format --check, mypy, import-linter"
 	@echo "make bench      benchmarks, results in $(BENCH_RESULTS)"
@@ -44,11 +44,10 @@ $(INSTALLED_BENCH): $(INSTALLED)
 
 install: $(INSTALLED)
 
+# `medvault up` starts a Celery worker and beat beside the web server and stops them with it.
 run: $(INSTALLED)
 	$(BIN)/medvault db upgrade
-	@# Later issues start the Celery worker and beat here, in the background beside the web
-	@# server (and stop them when it exits).
-	$(BIN)/medvault serve
+	$(BIN)/medvault up
 
 test: $(INSTALLED)
 	$(BIN)/pytest $(PYTEST_ARGS)

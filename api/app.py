@@ -19,13 +19,17 @@ from api.routers import (
     cases,
     consents,
     documents,
+    extracts,
     links,
     partners,
+    retention,
+    surveys,
     transfers,
     users,
 )
 from api.security_headers import SecurityHeadersMiddleware
 from infra.settings import Settings
+from infra.tasks import TaskQueue
 from infra.wiring import Runtime, build_runtime, readiness
 from vault.clock import utcnow
 from vault.notifications.interfaces import Notifier
@@ -40,6 +44,9 @@ ROUTERS = (
     transfers.router,
     links.router,
     audit.router,
+    surveys.router,
+    extracts.router,
+    retention.router,
 )
 
 DESCRIPTION = """\
@@ -59,14 +66,18 @@ def create_app(
     *,
     clock: Callable[[], datetime] | None = None,
     notifier: Notifier | None = None,
+    tasks: TaskQueue | None = None,
 ) -> FastAPI:
     """Build the runtime from ``settings`` (read from the environment when not given).
 
-    ``clock`` and ``notifier`` replace the real ones in tests.
+    ``clock``, ``notifier`` and ``tasks`` replace the real ones in tests.
     """
     runtime = build_runtime(settings or Settings())
     if notifier is not None:
         runtime = dataclasses.replace(runtime, notifier=notifier)
+    if tasks is not None:
+        runtime.tasks.close()
+        runtime = dataclasses.replace(runtime, tasks=tasks)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

@@ -7,10 +7,13 @@ traceback: operators read this, and a traceback could carry values from the envi
 from __future__ import annotations
 
 import dataclasses
+import os
+import signal
+import subprocess
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Annotated, Any, NoReturn
+from contextlib import contextmanager, suppress
+from typing import Annotated, Any, Literal, NoReturn
 
 import rich
 import sqlalchemy as sa
@@ -32,9 +35,13 @@ from vault.accounts.service import create_user, disable_user_by_login
 from vault.audit.service import AuditContext, checkpoint_audit_log, verify_audit_log
 from vault.clock import utcnow
 from vault.errors import VaultError
+from vault.retention.service import RetentionReport, run_retention
 
-# Started by its import path so that infra never imports api (api depends on infra).
+# Started by their import paths so that infra never imports api or workers (they depend on it).
 ASGI_APP_FACTORY = "api.app:create_app"
+CELERY_APP = "workers.app:celery_app"
+# How long `medvault up` lets the worker finish its running tasks when it stops.
+CHILD_STOP_SECONDS = 30.0
 
 EXIT_FAILURE = 1
 EXIT_INTERRUPTED = 130
@@ -100,6 +107,10 @@ audit_app = typer.Typer(help="The hash-chained audit log.", no_args_is_help=True
 app.add_typer(audit_app, name="audit")
 user_app = typer.Typer(help="User accounts (staff).", no_args_is_help=True)
 app.add_typer(user_app, name="user")
+retention_app = typer.Typer(
+    help="Retention: crypto-shredding of expired cases.", no_args_is_help=True
+)
+app.add_typer(retention_app, name="retention")
 
 
 @db_app.command("upgrade")
@@ -210,6 +221,56 @@ def user_disable(name: Annotated[str, typer.Argument(help="The user's login.")])
     rich.print(f"disabled user {user.id}")
 
 
+@retention_app.command("run")
+def retention_run(
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Only list what would be shredded, change nothing.")
+    ] = False,
+) -> None:
+    """Shred every case whose retention period is over (or, with --dry-run, list them)."""
+    with _session() as (runtime, session):
+        report = run_retention(
+            session=session,
+            store=runtime.blob_store,
+            keys=runtime.key_store,
+            retention_years=runtime.settings.retention_years,
+            now=utcnow(),
+            dry_run=dry_run,
+        )
+    for table in _retention_tables(report):
+        rich.print(table)
+
+
+def _retention_tables(report: RetentionReport, *, limit: int = 50) -> list[Table]:
+    """The report as tables: due or shredded cases, held cases, next due (ids only)."""
+
+    def table(title: str, *columns: str) -> Table:
+        # Wide enough that the titles never wrap, even with no rows.
+        return Table(*columns, title=title, min_width=40, caption_justify="left")
+
+    listed = report.due if report.dry_run else report.shredded
+    done = table("would be shredded" if report.dry_run else "shredded", "case")
+    for case_id in listed[:limit]:
+        done.add_row(str(case_id))
+    summary = f"{len(listed)} case(s)"
+    if not report.dry_run:
+        summary += f", {report.patients_erased} patient(s) erased"
+    done.caption = summary + (f"; first {limit} listed" if len(listed) > limit else "")
+    held = table("held (legal hold)", "case", "due", "hold reason", "held since")
+    for entry in report.held[:limit]:
+        held.add_row(
+            str(entry.case_id), entry.due_at.isoformat(), entry.reason, entry.held_since.isoformat()
+        )
+    upcoming = table("next due", "case", "due")
+    for due in report.next_due:
+        upcoming.add_row(str(due.case_id), due.due_at.isoformat())
+    title = "retention epochs past" if report.dry_run else "epoch root keys destroyed"
+    epochs = table(title, "epoch")
+    for epoch in report.epochs_destroyed:
+        epochs.add_row(epoch)
+    return [done, held, upcoming, epochs]
+
+
 def _read_password() -> str:
     """One line from stdin when it is piped; otherwise a hidden prompt, asked twice.
 
@@ -255,6 +316,79 @@ def serve() -> None:
         proxy_headers=True,
         forwarded_allow_ips=settings.forwarded_allow_ips,
     )
+
+
+@app.command("worker")
+def worker() -> None:
+    """Run a Celery worker: it executes the queued tasks (`worker_concurrency` at a time)."""
+    _run_celery(_celery_args(Settings(), "worker"))
+
+
+@app.command("beat")
+def beat() -> None:
+    """Run the Celery beat scheduler: it queues the daily and periodic tasks (run only one)."""
+    _run_celery(_celery_args(Settings(), "beat"))
+
+
+@app.command("up")
+def up() -> None:
+    """Start a worker and beat as child processes, then serve the API; stop both on exit."""
+    settings = Settings()
+    children: list[subprocess.Popen[bytes]] = []
+    try:
+        children.append(_spawn_celery(settings, "worker"))
+        children.append(_spawn_celery(settings, "beat"))
+        serve()
+    finally:
+        for child in children:
+            _stop_child(child)
+
+
+def _celery_args(settings: Settings, command: Literal["worker", "beat"]) -> list[str]:
+    """Arguments of the ``celery`` command for a worker or beat of this installation."""
+    common = ["--app", CELERY_APP]
+    if command == "worker":
+        # Gossip and mingle broadcast to other workers: the embedded broker has no fan-out,
+        # and medvault's workers need nothing from each other.
+        return [*common, "worker", "--loglevel", "INFO", "--without-gossip", "--without-mingle"]
+    settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return [
+        *common,
+        "beat",
+        "--loglevel",
+        "INFO",
+        "--schedule",
+        str(settings.data_dir / "beat-schedule"),
+    ]
+
+
+def _run_celery(args: list[str]) -> None:
+    from celery.bin.celery import celery  # only the worker commands need it
+
+    celery.main(args=args, prog_name="medvault")
+
+
+def _spawn_celery(
+    settings: Settings, command: Literal["worker", "beat"]
+) -> subprocess.Popen[bytes]:
+    # A session of its own: Ctrl-C reaches only `up`, which then stops the child in order, and
+    # the whole group (the worker's pool processes too) can be ended together.
+    return subprocess.Popen(  # noqa: S603 - our own interpreter and arguments, no shell
+        [sys.executable, "-m", "celery", *_celery_args(settings, command)],
+        start_new_session=True,
+    )
+
+
+def _stop_child(child: subprocess.Popen[bytes]) -> None:
+    """SIGTERM (a worker finishes its running tasks), then SIGKILL to whatever of its process
+    group is left after ``CHILD_STOP_SECONDS``: no orphaned pool process survives ``up``."""
+    if child.poll() is None:
+        child.terminate()
+    with suppress(subprocess.TimeoutExpired):
+        child.wait(timeout=CHILD_STOP_SECONDS)
+    with suppress(ProcessLookupError):  # the group is already empty
+        os.killpg(child.pid, signal.SIGKILL)
+    child.wait()
 
 
 def _as_table(title: str, report: Any) -> Table | str:

@@ -16,9 +16,11 @@ from vault.audit import models as audit_tables  # noqa: E402
 from vault.cases import models as case_tables  # noqa: E402
 from vault.consents import models as consent_tables  # noqa: E402
 from vault.documents import models as document_tables  # noqa: E402
+from vault.extracts import models as extract_tables  # noqa: E402
 from vault.links import models as link_tables  # noqa: E402
 from vault.partners import models as partner_tables  # noqa: E402
 from vault.patients import models as patient_tables  # noqa: E402
+from vault.surveys import models as survey_tables  # noqa: E402
 from vault.transfers import models as transfer_tables  # noqa: E402
 
 TABLE_MODULES = (
@@ -28,9 +30,11 @@ TABLE_MODULES = (
     case_tables,
     consent_tables,
     document_tables,
+    extract_tables,
     link_tables,
     partner_tables,
     patient_tables,
+    survey_tables,
     transfer_tables,
 )
 

@@ -90,7 +90,8 @@ class Settings(BaseSettings):
     )
     spool_dir: Path = Field(
         default_factory=lambda data: data["data_dir"] / "spool",
-        description="Private folder (0700) for uploads being sanitised.",
+        description="Private folder (0700) for uploads being sanitised and the encrypted "
+        "row spool of QA extract builds.",
     )
     max_document_mib: int = Field(
         default=512, ge=1, description="Largest document accepted, in MiB."
@@ -160,6 +161,44 @@ class Settings(BaseSettings):
     forwarded_allow_ips: str = Field(
         default="127.0.0.1",
         description="Proxies whose X-Forwarded-For/-Proto headers `medvault serve` trusts.",
+    )
+    broker_url: str = Field(
+        default_factory=lambda data: f"sqla+sqlite:///{data['data_dir'] / 'broker.db'}",
+        description="Celery broker: `redis://...` or `amqp://...` in production; the default "
+        "is a SQLite file, no service needed.",
+    )
+    result_backend: str = Field(
+        default_factory=lambda data: f"db+sqlite:///{data['data_dir'] / 'results.db'}",
+        description="Celery result backend (`redis://...`, or `db+` and a database URL).",
+    )
+    retention_years: int = Field(
+        default=5, ge=1, description="Years after treatment completion until a case is shredded."
+    )
+    backup_window_days: int = Field(
+        default=35,
+        ge=1,
+        description="Days database backups are kept; retired root keys are destroyed after it.",
+    )
+    root_key_rotation_days: int = Field(
+        default=90, ge=1, description="Age at which the active root key is rotated, in days."
+    )
+    extract_k: int = Field(
+        default=5, ge=2, description="k of the k-anonymity every QA extract must reach."
+    )
+    extract_retention_days: int = Field(
+        default=90, ge=1, description="Days a QA extract is kept before it is shredded."
+    )
+    access_log_retention_days: int = Field(
+        default=396, ge=1, description="Days access-log files are kept (13 months)."
+    )
+    worker_concurrency: int = Field(
+        default=2, ge=1, description="Tasks one `medvault worker` runs at the same time."
+    )
+    task_queue: str = Field(
+        default="medvault",
+        min_length=1,
+        description="Celery queue the API sends to and the workers consume; installations "
+        "sharing one broker each need their own.",
     )
     host: str = Field(default="127.0.0.1", description="Address `medvault serve` listens on.")
     port: int = Field(default=8000, ge=1, le=65535, description="Port `medvault serve` uses.")

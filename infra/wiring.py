@@ -12,6 +12,7 @@ from sqlmodel import Session
 from infra.db import make_engine, session_factory
 from infra.notify import build_notifier
 from infra.settings import Settings
+from infra.tasks import CeleryTaskQueue, TaskQueue
 from keys.errors import KeysError
 from keys.interfaces import RootKeyProvider
 from keys.kms import AwsKmsProvider
@@ -66,8 +67,10 @@ class Runtime:
     settings: Settings
     secrets: ServiceSecrets
     notifier: Notifier
+    tasks: TaskQueue
 
     def close(self) -> None:
+        self.tasks.close()
         self.engine.dispose()
 
 
@@ -96,6 +99,7 @@ def build_runtime(settings: Settings) -> Runtime:
         settings=settings,
         secrets=derive_secrets(settings),
         notifier=build_notifier(settings),
+        tasks=CeleryTaskQueue(settings),
     )
 
 

@@ -58,6 +58,10 @@ class LocalKeyringProvider:
         self.path = Path(path)
         self._lock_path = self.path.with_name(self.path.name + ".lock")
         self._thread_lock = threading.Lock()
+        # The keyring as last read, with the identity of the file it came from. Every change
+        # replaces the file (a new inode, by rename), so an unchanged identity means the
+        # cached copy is current, also for changes made by other processes.
+        self._cached: tuple[tuple[int, int, int, int], Keyring] | None = None
 
     def create_root_key(self, *, description: str) -> str:
         root_key_id = f"{ID_PREFIX}{uuid.uuid4()}"
@@ -96,13 +100,25 @@ class LocalKeyringProvider:
             self._load()
 
     def _root_key(self, root_key_id: str) -> bytes:
-        with self._locked():
-            entry = self._load().get(root_key_id)
+        entry = self._current_keyring().get(root_key_id)
         if entry is None:
             raise KeyNotFound("no such root key in the local keyring")
         if entry["state"] == DESTROYED:
             raise KeyDestroyed("the root key was destroyed")
         return base64.b64decode(entry["key"])
+
+    def _current_keyring(self) -> Keyring:
+        """The keyring as on disk now, read again only when the file was replaced since."""
+        try:
+            info = os.lstat(self.path)
+        except OSError:
+            info = None  # missing or unreadable: the locked read creates or explains it
+        cached = self._cached
+        if info is not None and cached is not None and cached[0] == _identity(info):
+            self._require_private(info)  # permissions can change without a new file
+            return cached[1]
+        with self._locked():
+            return self._load()
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
@@ -146,12 +162,15 @@ class LocalKeyringProvider:
                 ) from None
             raise _unavailable(self.path, exc) from None
         with os.fdopen(fd, "rb") as file:
-            self._require_private(os.fstat(fd))
+            info = os.fstat(fd)
+            self._require_private(info)
             try:
                 raw = file.read()
             except OSError as exc:
                 raise _unavailable(self.path, exc) from None
-        return _parse(raw, self.path)
+        keyring = _parse(raw, self.path)
+        self._cached = (_identity(info), dict(keyring))  # callers may change their copy
+        return keyring
 
     def _require_private(self, info: os.stat_result) -> None:
         if not stat.S_ISREG(info.st_mode):
@@ -188,6 +207,10 @@ class LocalKeyringProvider:
             _fsync_folder(self.path.parent)
         except OSError as exc:
             raise _unavailable(self.path, exc) from None
+
+
+def _identity(info: os.stat_result) -> tuple[int, int, int, int]:
+    return (info.st_dev, info.st_ino, info.st_mtime_ns, info.st_size)
 
 
 def _serialise(keyring: Keyring) -> bytes:

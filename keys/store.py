@@ -21,7 +21,7 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
@@ -396,6 +396,68 @@ class KeyStore:
         with self._cache_lock:
             for key_id in key_ids:
                 self._cache.pop(key_id, None)
+
+    # -- batches and scope keys (QA extracts) ---------------------------------------------------
+
+    def unsafe_key_materials(
+        self, session: Session, key_ids: Iterable[uuid.UUID]
+    ) -> dict[uuid.UUID, bytes]:
+        """The plaintext keys of many live keys, read with one query for the whole batch.
+
+        Keys that are unknown or destroyed (or whose root key was destroyed) are left out of
+        the answer, so a bulk reader skips what was shredded meanwhile. Reads the cache but does
+        not fill it: a bulk read of many keys, each used once, would only evict the keys that
+        requests keep using. Raises KmsUnavailable, KeyUnwrapFailed.
+        """
+        wanted = set(key_ids)
+        if not wanted:
+            return {}
+        rows = session.execute(
+            sa.select(
+                col(KeyRecord.id),
+                col(KeyRecord.kind),
+                col(KeyRecord.root_key_id),
+                col(KeyRecord.wrapped),
+            )
+            .join(RootKeyRecord, col(RootKeyRecord.id) == col(KeyRecord.root_key_id))
+            .where(
+                col(KeyRecord.id).in_(wanted),
+                col(KeyRecord.destroyed_at).is_(None),
+                col(KeyRecord.wrapped).is_not(None),
+                col(RootKeyRecord.state) != RootKeyState.DESTROYED,
+            )
+        ).all()
+        materials: dict[uuid.UUID, bytes] = {}
+        for key_id, kind, maybe_root_key_id, maybe_wrapped in rows:
+            # The query took live rows only: both are set.
+            root_key_id, wrapped = cast("str", maybe_root_key_id), cast("bytes", maybe_wrapped)
+            with self._cache_lock:
+                cached = self._cache.get(key_id)
+            if cached is not None and cached.wrapped == wrapped:
+                materials[key_id] = cached.material
+                continue
+            materials[key_id] = self.provider.unsafe_unwrap(
+                root_key_id=root_key_id, wrapped=wrapped, owner=_owner(kind, key_id)
+            )
+        return materials
+
+    def create_scope_key(self, session: Session, *, now: datetime) -> uuid.UUID:
+        """A new pseudonym secret (kind ``scope``): one per named scope or per QA extract."""
+        return self.create_key(session, kind=KeyKind.SCOPE, now=now)
+
+    # -- rotation schedule (retention) --------------------------------------------------------
+
+    def rotation_due(self, session: Session, *, created_before: datetime) -> bool:
+        """Whether ``rotate`` has work: the active root key was created before
+        ``created_before``, or an earlier rotation stopped before it had moved every key."""
+        if _retiring_root_keys(session):
+            return True
+        old_active = sa.select(RootKeyRecord).where(
+            col(RootKeyRecord.purpose) == RootKeyPurpose.ACTIVE,
+            col(RootKeyRecord.state) == RootKeyState.ACTIVE,
+            col(RootKeyRecord.created_at) < created_before,
+        )
+        return session.scalars(old_active).first() is not None
 
 
 # -- queries and checks ------------------------------------------------------------------------

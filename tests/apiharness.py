@@ -1,6 +1,6 @@
 """The `api` fixture (registered in tests/conftest.py): the whole application in process
 (starlette's TestClient), on SQLite and a local folder store under tmp_path, with a settable
-clock and an in-memory notifier."""
+clock, an in-memory notifier and a task queue that records what it is asked to send."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from sqlmodel import Session, SQLModel
 
 from api.app import create_app
 from infra.settings import Settings
+from infra.tasks import check_task
 from infra.wiring import Runtime
 from tests.factories import NOW, identity
 from vault.accounts.models import Role
@@ -49,6 +50,20 @@ class MemoryNotifier:
         self.messages.append(message)
 
 
+@dataclass
+class RecordingTaskQueue:
+    """The API's task queue in tests: ``sent`` lists each (task name, args) in order."""
+
+    sent: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)
+
+    def enqueue(self, name: str, *args: str) -> None:
+        check_task(name, args)
+        self.sent.append((name, args))
+
+    def close(self) -> None:
+        pass
+
+
 @dataclass(frozen=True)
 class TestUser:
     __test__ = False  # not a test class for pytest
@@ -71,6 +86,7 @@ class ApiHarness:
     runtime: Runtime
     clock: MutableClock
     notifier: MemoryNotifier
+    tasks: RecordingTaskQueue
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -133,8 +149,11 @@ def harness_settings(tmp_path: Path, **overrides: object) -> Settings:
 def api(tmp_path: Path) -> Iterator[ApiHarness]:
     clock = MutableClock()
     notifier = MemoryNotifier()
-    app = create_app(harness_settings(tmp_path), clock=clock, notifier=notifier)
+    tasks = RecordingTaskQueue()
+    app = create_app(harness_settings(tmp_path), clock=clock, notifier=notifier, tasks=tasks)
     runtime: Runtime = app.state.runtime
     SQLModel.metadata.create_all(runtime.engine)
     with TestClient(app, base_url="http://testserver") as client:
-        yield ApiHarness(client=client, runtime=runtime, clock=clock, notifier=notifier)
+        yield ApiHarness(
+            client=client, runtime=runtime, clock=clock, notifier=notifier, tasks=tasks
+        )

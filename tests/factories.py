@@ -300,3 +300,110 @@ def make_transfer(
         link_policy=policy or link_policy(),
         **values,
     )
+
+
+# --- retention ---
+RETENTION_YEARS = 5
+
+
+def make_completed_case(
+    vault: Vault,
+    *,
+    patient: Patient | None = None,
+    completed_at: datetime = NOW,
+    documents: int = 1,
+    retention_years: int = RETENTION_YEARS,
+) -> tuple[Case, list[Document]]:
+    """A case with ``documents`` small PNGs and a sealed outcome, completed at ``completed_at``."""
+    from vault.cases.models import CaseOutcome  # local: keeps this block self-contained
+    from vault.cases.service import complete_case, record_outcome
+
+    case = make_case(vault.session, vault.keys, patient)
+    stored = [vault.upload(case, png_bytes(8, 8, seed=index)) for index in range(documents)]
+    outcome = CaseOutcome(
+        diagnosis_codes=["M17.1"],
+        result="improved",  # type: ignore[arg-type]
+        treatment_start=date(2026, 9, 1),
+        treatment_end=date(2026, 10, 15),
+        final_invoice_total="12480.50",  # type: ignore[arg-type]
+        currency="EUR",
+    )
+    record_outcome(
+        session=vault.session,
+        keys=vault.keys,
+        case_id=case.id,
+        outcome=outcome,
+        now=NOW,
+        audit=AuditContext.SYSTEM,
+    )
+    done = complete_case(
+        session=vault.session,
+        keys=vault.keys,
+        case_id=case.id,
+        completed_at=completed_at,
+        retention_years=retention_years,
+        now=completed_at,
+        audit=AuditContext.SYSTEM,
+    )
+    return done, stored
+
+
+# --- QA extracts ---
+PATIENT_PHONE = "+49 30 1234567"  # what identity() plants
+PATIENT_BIRTH_DATE = date(1964, 8, 12)
+
+
+def make_qa_patient(
+    session: Session,
+    keys: KeyStore,
+    *,
+    birth_date: date = PATIENT_BIRTH_DATE,
+    sex: str = "female",
+    country: str | None = "DE",
+    name: str = PATIENT_NAME,
+) -> Patient:
+    """A patient with the quasi-identifiers QA extracts use (committed)."""
+    from vault.patients.models import Sex  # local: keeps this block self-contained
+
+    who = PatientIdentity(
+        name=name,
+        birth_date=birth_date,
+        email=f"qa-{uuid.uuid4().hex[:8]}@example.org",
+        phone=PATIENT_PHONE,
+        sex=Sex(sex),
+        country=country,
+    )
+    patient = register_patient(session=session, keys=keys, identity=who, now=NOW)
+    session.commit()
+    return patient
+
+
+def make_qa_case(
+    vault: Vault,
+    patient: Patient,
+    *,
+    codes: tuple[str, ...] = ("M17.1",),
+    treatment_start: date = date(2026, 9, 1),
+    completed_at: datetime = NOW,
+) -> Case:
+    """A completed case of ``patient`` with an outcome of the given diagnoses (no documents)."""
+    from vault.cases.models import CaseOutcome  # local: keeps this block self-contained
+    from vault.cases.service import record_outcome
+
+    case, _ = make_completed_case(vault, patient=patient, completed_at=completed_at, documents=0)
+    outcome = CaseOutcome(
+        diagnosis_codes=list(codes),
+        result="improved",  # type: ignore[arg-type]
+        treatment_start=treatment_start,
+        treatment_end=treatment_start + timedelta(days=44),
+        final_invoice_total="12480.50",  # type: ignore[arg-type]
+        currency="EUR",
+    )
+    return record_outcome(
+        session=vault.session,
+        keys=vault.keys,
+        case_id=case.id,
+        outcome=outcome,
+        now=completed_at,
+        audit=AuditContext.SYSTEM,
+    )

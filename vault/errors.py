@@ -213,3 +213,59 @@ class UploadInterrupted(VaultError):
     """The upload ended before the whole file arrived (client gone or body cut short)."""
 
     slug, status, title = "upload-interrupted", 400, "Upload interrupted"
+
+
+# --- surveys and QA extracts ---
+
+
+class CaseNotCompleted(VaultError):
+    """Only a completed case can be surveyed."""
+
+    slug, status, title = "case-not-completed", 409, "Case not completed"
+
+
+class SurveyAlreadyAnswered(VaultError):
+    slug, status, title = "survey-already-answered", 409, "Survey already answered"
+
+
+class InvalidSurvey(VaultError):
+    """Answers that do not fit the questionnaire version (unknown or missing question, range)."""
+
+    slug, status, title = "invalid-survey", 422, "Survey answers refused"
+
+
+class InvalidExtractRequest(VaultError):
+    """An extract that cannot be built as asked (empty period, unknown field or scope)."""
+
+    slug, status, title = "invalid-extract-request", 422, "Extract request refused"
+
+
+class ExtractNotReady(VaultError):
+    """The extract is still being built, or its build failed."""
+
+    slug, status, title = "extract-not-ready", 409, "Extract not ready"
+
+
+class ExtractExpired(Gone):
+    """The extract's retention ended and its key was destroyed."""
+
+    slug, title = "extract-expired", "Extract expired"
+
+
+# --- workers ---
+
+
+class QueueUnavailable(VaultError):
+    """The task queue's broker could not be reached; the work is recorded and a sweep re-sends
+    it. Retryable."""
+
+    slug, status, title = "queue-unavailable", 503, "Task queue unavailable"
+
+
+# --- retention ---
+
+
+class AuditChainBroken(VaultError):
+    """The audit chain fails verification: nothing of it is dropped until that is resolved."""
+
+    slug, status, title = "audit-chain-broken", 500, "Audit chain broken"

@@ -32,6 +32,7 @@ from vault.accounts.service import (
 from vault.audit.models import ActorKind
 from vault.audit.service import AuditContext
 from vault.errors import NotAuthenticated
+from vault.patients.models import CountryCode, Sex
 from vault.patients.service import PatientIdentity
 
 router = APIRouter(prefix="/auth", tags=["auth"])
@@ -115,6 +116,8 @@ class Registration(BaseModel):
                     "name": "Erika Mustermann",
                     "birth_date": "1964-08-12",
                     "phone": "+49 30 1234567",
+                    "sex": "female",
+                    "country": "DE",
                 }
             ]
         },
@@ -125,6 +128,8 @@ class Registration(BaseModel):
     name: str = Field(min_length=1, max_length=200)
     birth_date: PastDate
     phone: str | None = Field(default=None, min_length=3, max_length=40)
+    sex: Sex = Sex.UNKNOWN
+    country: CountryCode | None = None
 
 
 class Accepted(BaseModel):
@@ -224,7 +229,12 @@ def register_as_patient(
         lookup_key=runtime.secrets.login_lookup_key,
         mail=mail_context(runtime, notifier),
         identity=PatientIdentity(
-            name=body.name, birth_date=body.birth_date, email=body.email, phone=body.phone
+            name=body.name,
+            birth_date=body.birth_date,
+            email=body.email,
+            phone=body.phone,
+            sex=body.sex,
+            country=body.country,
         ),
         password=body.password,
         now=now,

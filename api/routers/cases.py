@@ -166,14 +166,17 @@ def complete_treatment(
     completion: Completion,
     _user: CoordinatorUser,
     session: SessionDep,
+    runtime: RuntimeDep,
     now: NowDep,
     audit: AuditDep,
 ) -> CaseSummary:
     """Mark treatment completed (once): the five-year retention clock starts at this date."""
     case = complete_case(
         session=session,
+        keys=runtime.key_store,
         case_id=case_id,
         completed_at=completion.completed_at,
+        retention_years=runtime.settings.retention_years,
         now=now,
         audit=audit,
     )

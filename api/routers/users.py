@@ -24,6 +24,7 @@ from api.routers.auth import MAX_PASSWORD_FIELD, mail_context
 from vault.accounts.models import STAFF_ROLES, Role, User
 from vault.accounts.service import create_user, disable_user, invite_patient, list_users
 from vault.clock import as_utc
+from vault.patients.models import CountryCode, Sex
 from vault.patients.service import PatientIdentity
 
 router = APIRouter(tags=["users"])
@@ -77,6 +78,8 @@ class Invitation(BaseModel):
                     "name": "Erika Mustermann",
                     "birth_date": "1964-08-12",
                     "phone": "+49 30 1234567",
+                    "sex": "female",
+                    "country": "DE",
                 }
             ]
         },
@@ -86,6 +89,8 @@ class Invitation(BaseModel):
     name: str = Field(min_length=1, max_length=200)
     birth_date: PastDate
     phone: str | None = Field(default=None, min_length=3, max_length=40)
+    sex: Sex = Sex.UNKNOWN
+    country: CountryCode | None = None
 
 
 class Invited(BaseModel):
@@ -147,7 +152,12 @@ def invite_new_patient(
         lookup_key=runtime.secrets.login_lookup_key,
         mail=mail_context(runtime, notifier),
         identity=PatientIdentity(
-            name=body.name, birth_date=body.birth_date, email=body.email, phone=body.phone
+            name=body.name,
+            birth_date=body.birth_date,
+            email=body.email,
+            phone=body.phone,
+            sex=body.sex,
+            country=body.country,
         ),
         now=now,
         audit=audit,

@@ -98,3 +98,36 @@ def test_downgrade_to_base_removes_everything_and_upgrade_works_again(
     assert table_names(empty_database) <= {"alembic_version"}
     upgrade(empty_database)  # PostgreSQL: fails if the downgrade left enum types behind
     assert check(empty_database) == []
+
+
+@pytest.mark.postgres
+def test_native_enum_types_hold_every_value_of_the_models(postgres_url: str) -> None:
+    """Autogenerate does not see values added to an enum: a migration must add them by hand."""
+    import infra.models
+
+    wanted = {
+        column.type.name: set(column.type.enums)
+        for table in infra.models.metadata.tables.values()
+        for column in table.columns
+        if isinstance(column.type, sa.Enum) and column.type.name
+    }
+    engine = make_engine(postgres_url)
+    try:
+        with engine.begin() as connection:
+            connection.exec_driver_sql("DROP SCHEMA public CASCADE")
+            connection.exec_driver_sql("CREATE SCHEMA public")
+        upgrade(postgres_url)
+        with engine.connect() as connection:
+            rows = connection.execute(
+                sa.text(
+                    "SELECT t.typname, e.enumlabel FROM pg_type t "
+                    "JOIN pg_enum e ON e.enumtypid = t.oid"
+                )
+            ).all()
+    finally:
+        engine.dispose()
+    present: dict[str, set[str]] = {}
+    for type_name, label in rows:
+        present.setdefault(type_name, set()).add(label)
+    missing = {name: values - present.get(name, set()) for name, values in wanted.items()}
+    assert {name: values for name, values in missing.items() if values} == {}

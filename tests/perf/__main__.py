@@ -1,7 +1,8 @@
 """``make bench``: every figure of the benchmark in one run on this machine, to bench-results.json.
 
 Each measurement runs in its own process (tests/perf/measure.py) so its peak RSS is its own.
-Set MEDVAULT_BENCH_MIB to change the large file's size (default 1024).
+Set MEDVAULT_BENCH_MIB to change the large file's size (default 1024), and
+MEDVAULT_BENCH_EXTRACT_CASES the number of cases of the extract benchmark (default 1,000,000).
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from tests.perf.api import api_benchmarks
+from tests.perf.extracts import extract_benchmarks
 from tests.perf.files import write_large_png, write_text_pdf
+from tests.perf.retention import retention_benchmarks
 
 ROOT = Path(__file__).resolve().parents[2]
 WORK = ROOT / "var" / "bench"
@@ -155,11 +158,15 @@ def main() -> None:
         str(frame): measure("vault_local", medium, frame) for frame in FRAME_SIZES
     }
     results["api"] = api_benchmarks(WORK / "api", medium)
+    results["retention"] = retention_benchmarks(WORK / "retention")
+    results["extracts"] = extract_benchmarks(WORK / "extracts")
     results["targets"] = {
         "vault_put_over_raw_put": round(results["vault_put_mbps"] / results["raw_put_mbps"], 2),
         "vault_put_at_least_0_6_raw": results["vault_put_mbps"] >= 0.6 * results["raw_put_mbps"],
         "vault_put_at_least_esdk": results["vault_put_mbps"] >= results["esdk_put_mbps"],
         "peak_rss_below_150_mib": results["vault_roundtrip_peak_rss_mib"] < 150,
+        "shred_linear_within_20_percent": results["retention"]["linear_within_20_percent"],
+        **results["extracts"]["targets"],
     }
     out = Path(os.environ.get("MEDVAULT_BENCH_OUT", ROOT / "bench-results.json"))
     out.write_text(json.dumps(results, indent=2) + "\n")

@@ -7,7 +7,9 @@ before this test passes, so no endpoint ships unchecked."""
 from __future__ import annotations
 
 import re
+import uuid
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -15,6 +17,8 @@ import pytest
 from tests.apiharness import ApiHarness, TestUser
 from tests.factories import PATIENT_EMAIL, PATIENT_NAME, png_bytes
 from vault.accounts.models import Role
+from vault.extracts.models import ExtractStatus
+from vault.extracts.service import build_extract
 
 CALLERS = ("patient_a", "patient_b", "coordinator", "analyst", "admin", "anonymous", "expired")
 EVERYONE = frozenset(CALLERS)
@@ -31,6 +35,7 @@ PUBLIC = {
     "healthz",
     "readyz",
     "list_consent_texts",
+    "get_survey_questions",
     "open_partner_link",
     "download_partner_document",
 }
@@ -69,7 +74,21 @@ ALLOWED: dict[str, frozenset[str]] = {
     "verify_audit_chain": frozenset({"admin"}),
     "write_audit_checkpoint": frozenset({"admin"}),
     "list_audit_events": frozenset({"admin"}),
+    "answer_case_survey": frozenset({"patient_a"}),
+    # These two act on the caller's own record only: patient B changes nothing of A's.
+    "withdraw_my_qa_consent": frozenset({"patient_a", "patient_b"}),
+    "object_to_qa": frozenset({"patient_a", "patient_b"}),
+    "list_qa_extracts": frozenset({"analyst"}),
+    "request_qa_extract": frozenset({"analyst"}),
+    "read_qa_extract": frozenset({"analyst"}),
+    "download_qa_extract": frozenset({"analyst"}),
+    "create_extract_scope": frozenset({"admin"}),
+    "list_extract_scopes": frozenset({"analyst", "admin"}),
+    "place_case_legal_hold": frozenset({"admin"}),
+    "lift_case_legal_hold": frozenset({"admin"}),
+    "preview_retention": frozenset({"admin"}),
 }
+ANALYST_OPERATIONS = {operation for operation, who in ALLOWED.items() if "analyst" in who}
 
 # Lists answer 200 to any caller of the right role, scoped to what that caller may see.
 SCOPED_LISTS = {"list_visible_cases", "list_my_disclosures"}
@@ -127,6 +146,7 @@ def build_world(api: ApiHarness) -> World:
         )
     )
     token = transfer["link_url"].rsplit("/", 1)[-1]
+    extract = _built_extract(api, analyst)
     restriction = _created(
         api.client.post(
             "/admin/restrictions",
@@ -143,6 +163,7 @@ def build_world(api: ApiHarness) -> World:
         "user_id": str(patient_a.id),
         "restriction_id": restriction,
         "token": token,
+        "extract_id": extract,
         "filename": "befund.png",
     }
     bodies: dict[str, dict[str, Any]] = {
@@ -167,6 +188,7 @@ def build_world(api: ApiHarness) -> World:
         },
         "upload_raw": {"content": png_bytes(), "params": {"kind": "record"}},
         "give_case_consent": {"json": {"text_version": version}},
+        "answer_case_survey": {"json": {"scores": {"information": 5}, "qa_consent": True}},
         "place_processing_restriction": {"json": {"patient_id": str(patient_a.patient_id)}},
         "create_partner_record": {
             "json": {"kind": "insurer", "name": "Kasse", "contact_email": "k@kasse.example"}
@@ -201,6 +223,30 @@ def build_world(api: ApiHarness) -> World:
         "expired": expired,
     }
     return World(callers, path_values, secrets, bodies)
+
+
+def _built_extract(api: ApiHarness, analyst: TestUser) -> str:
+    """An extract the analyst requested, built at once (the worker's job, run in process)."""
+    requested = api.client.post(
+        "/extracts",
+        headers=analyst.headers,
+        json={"period_from": "2026-01-01", "period_to": "2026-12-31", "fields": ["sex"]},
+    )
+    assert requested.status_code == 202, requested.text
+    extract_id: str = requested.json()["id"]
+    runtime = api.runtime
+    status = build_extract(
+        sessions=runtime.sessions,
+        store=runtime.blob_store,
+        keys=runtime.key_store,
+        extract_id=uuid.UUID(extract_id),
+        retention=timedelta(days=runtime.settings.extract_retention_days),
+        frame_size=runtime.frame_size,
+        now=api.clock(),
+        spool_dir=runtime.spool_dir,
+    )
+    assert status is ExtractStatus.READY
+    return extract_id
 
 
 def _created(response: Any) -> Any:
@@ -269,5 +315,5 @@ def test_the_analyst_reaches_no_personal_data(api: ApiHarness) -> None:
             method, path, headers=analyst.headers, **world.bodies.get(operation_id, {})
         )
         assert not [secret for secret in world.secrets if secret in response.text], operation_id
-        if operation_id not in ("who_am_i", "log_out"):
+        if operation_id not in ANALYST_OPERATIONS | {"who_am_i", "log_out"}:
             assert response.status_code in DENIED, operation_id

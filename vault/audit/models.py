@@ -69,6 +69,25 @@ class AuditAction(enum.StrEnum):
     AUTH_CONFIRM_EMAIL = "auth.confirm_email"
     AUTH_ACCEPT_INVITATION = "auth.accept_invitation"
     USER_LIST = "user.list"
+    # retention
+    CASE_SHRED = "case.shred"
+    PATIENT_ERASE = "patient.erase"
+    LEGAL_HOLD_PLACE = "legal_hold.place"
+    LEGAL_HOLD_LIFT = "legal_hold.lift"
+    RETENTION_PREVIEW = "retention.preview"
+    AUDIT_PURGE = "audit.purge"
+    # QA extracts (the extract's id travels in ``document_id``: an extract is a stored object)
+    SURVEY_ANSWER = "survey.answer"
+    QA_CONSENT_WITHDRAW = "qa_consent.withdraw"
+    QA_OBJECTION = "objection.qa"
+    EXTRACT_SCOPE_CREATE = "extract_scope.create"
+    EXTRACT_SCOPE_LIST = "extract_scope.list"
+    EXTRACT_REQUEST = "extract.request"
+    EXTRACT_LIST = "extract.list"
+    EXTRACT_READ = "extract.read"
+    EXTRACT_BUILD = "extract.build"
+    EXTRACT_DOWNLOAD = "extract.download"
+    EXTRACT_SHRED = "extract.shred"
 
 
 class AuditEvent(SQLModel, table=True):

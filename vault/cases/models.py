@@ -27,7 +27,19 @@ CurrencyCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
 class CaseStatus(enum.StrEnum):
     OPEN = "open"
     COMPLETED = "completed"
+    # A shred has begun (committed intent): already unreadable, finished by the next run.
+    SHREDDING = "shredding"
     SHREDDED = "shredded"
+
+
+class LegalHoldReason(enum.StrEnum):
+    """Why a case is kept past its retention period: a fixed list of codes, never free text."""
+
+    LITIGATION = "litigation"
+    MALPRACTICE_CLAIM = "malpractice-claim"
+    INSURANCE_DISPUTE = "insurance-dispute"
+    AUTHORITY_REQUEST = "authority-request"
+    CRIMINAL_INVESTIGATION = "criminal-investigation"
 
 
 class TreatmentResult(enum.StrEnum):
@@ -83,7 +95,10 @@ class Case(SQLModel, table=True):
     key_id: uuid.UUID = Field(index=True)  # the case key in keys' store
     status: CaseStatus = Field(default=CaseStatus.OPEN, index=True)
     created_at: datetime = Field(index=True)
-    treatment_completed_at: datetime | None = None
+    treatment_completed_at: datetime | None = Field(default=None, index=True)
     shredded_at: datetime | None = None
+    # A legal hold stops shredding while it lasts (placed and lifted by the privacy officer).
+    legal_hold_at: datetime | None = None
+    legal_hold_reason: LegalHoldReason | None = None
     outcome_sealed: bytes | None = None  # CaseOutcome JSON sealed under the case key
     outcome_recorded_at: datetime | None = None

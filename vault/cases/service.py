@@ -1,4 +1,5 @@
-"""Case verbs: open, list and read cases, record their outcome, mark treatment completed.
+"""Case verbs: open, list and read cases, record their outcome, mark treatment completed,
+place and lift legal holds.
 
 Every verb that reads or changes a case appends its audit event in the same transaction and
 commits, so the action and its event happen together or not at all (fail closed).
@@ -9,17 +10,17 @@ refused attempt is recorded with outcome "denied".
 """
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlmodel import Session, col, select
 
 from keys.store import KeyStore
 from vault.audit.models import AuditAction
 from vault.audit.service import AuditContext, append_event
-from vault.cases.models import Case, CaseOutcome, CaseStatus
+from vault.cases.models import Case, CaseOutcome, CaseStatus, LegalHoldReason
 from vault.clock import as_utc
 from vault.crypto.fields import open_field, seal_field
-from vault.errors import CaseAlreadyCompleted, Gone, InvalidCaseUpdate, NotFound
+from vault.errors import CaseAlreadyCompleted, Gone, InvalidCaseUpdate, KeyDestroyed, NotFound
 from vault.keyring import translated_key_errors
 from vault.patients.service import get_patient
 
@@ -70,9 +71,27 @@ def get_live_case(*, session: Session, case_id: uuid.UUID) -> Case:
 
 
 def _live(case: Case) -> Case:
-    if case.status is CaseStatus.SHREDDED:
+    # A case being shredded is gone already: its objects may be half deleted.
+    if case.status in (CaseStatus.SHREDDING, CaseStatus.SHREDDED):
         raise Gone("this case was deleted for good at the end of its retention period")
     return case
+
+
+def retention_due_at(completed_at: datetime, *, years: int) -> datetime:
+    """When a case completed at ``completed_at`` is shredded: ``years`` later, in UTC.
+
+    A 29 February falls on 1 March of a common year: never a day early.
+    """
+    start = as_utc(completed_at).astimezone(UTC)
+    try:
+        return start.replace(year=start.year + years)
+    except ValueError:
+        return start.replace(year=start.year + years, month=3, day=1)
+
+
+def retention_epoch(completed_at: datetime, *, years: int) -> str:
+    """The retention epoch ("YYYY-MM") of a case: the month its retention ends in."""
+    return retention_due_at(completed_at, years=years).strftime("%Y-%m")
 
 
 def case_in_scope(
@@ -210,15 +229,20 @@ def unsafe_case_outcome(*, session: Session, keys: KeyStore, case: Case) -> Case
 def complete_case(
     *,
     session: Session,
+    keys: KeyStore,
     case_id: uuid.UUID,
     completed_at: datetime,
+    retention_years: int,
     now: datetime,
     audit: AuditContext,
 ) -> Case:
-    """Mark treatment completed at ``completed_at``: the five-year retention clock starts there.
+    """Mark treatment completed at ``completed_at``: the retention clock starts there.
 
-    Completing is final: a second completion answers CaseAlreadyCompleted (409), a date in
-    the future InvalidCaseUpdate (422), a shredded case Gone. Commits.
+    In the same transaction the case key moves under the root key of its retention epoch
+    (the month ``retention_years`` later), so that destroying that root key once the month is
+    over also defeats database backups. Completing is final: a second completion answers
+    CaseAlreadyCompleted (409), a date in the future InvalidCaseUpdate (422), a shredded case
+    Gone. Commits.
     """
     if completed_at.tzinfo is None:
         raise InvalidCaseUpdate("completed_at needs a time zone")
@@ -240,6 +264,9 @@ def complete_case(
     case.treatment_completed_at = completed_at
     case.status = CaseStatus.COMPLETED
     session.add(case)
+    _move_under_epoch_key(
+        session, keys, case, epoch=retention_epoch(completed_at, years=retention_years), now=now
+    )
     append_event(
         session,
         context=audit,
@@ -250,3 +277,82 @@ def complete_case(
     )
     session.commit()
     return case
+
+
+def _move_under_epoch_key(
+    session: Session, keys: KeyStore, case: Case, *, epoch: str, now: datetime
+) -> None:
+    """Re-wrap the case key under the root key of ``epoch`` (flushes; the caller commits)."""
+    try:
+        with translated_key_errors():
+            epoch_root_key_id = keys.epoch_root_key(session, epoch=epoch, now=now)
+    except KeyDestroyed:
+        # That month is over and its root key already gone: the case is due at once and the
+        # next retention run shreds it; until then it stays under the active root key.
+        return
+    with translated_key_errors():
+        keys.rewrap(session, case.key_id, root_key_id=epoch_root_key_id, now=now)
+
+
+def place_legal_hold(
+    *,
+    session: Session,
+    case_id: uuid.UUID,
+    reason: LegalHoldReason,
+    now: datetime,
+    audit: AuditContext,
+) -> Case:
+    """Stop the shredding of a case until the hold is lifted. Commits.
+
+    Placing a hold on a held case replaces its reason. A case already (being) shredded
+    answers Gone: nothing is left to hold.
+    """
+    case = _locked_live_case(session, case_id)
+    case.legal_hold_at = now
+    case.legal_hold_reason = reason
+    session.add(case)
+    append_event(
+        session,
+        context=audit,
+        action=AuditAction.LEGAL_HOLD_PLACE,
+        now=now,
+        patient_id=case.patient_id,
+        case_id=case.id,
+        purpose=reason,
+    )
+    session.commit()
+    return case
+
+
+def lift_legal_hold(
+    *, session: Session, case_id: uuid.UUID, now: datetime, audit: AuditContext
+) -> Case:
+    """Lift a case's legal hold (harmless when none is placed); if its retention period is
+    over, the next retention run shreds it. Commits."""
+    case = _locked_live_case(session, case_id)
+    case.legal_hold_at = None
+    case.legal_hold_reason = None
+    session.add(case)
+    append_event(
+        session,
+        context=audit,
+        action=AuditAction.LEGAL_HOLD_LIFT,
+        now=now,
+        patient_id=case.patient_id,
+        case_id=case.id,
+    )
+    session.commit()
+    return case
+
+
+def _locked_live_case(session: Session, case_id: uuid.UUID) -> Case:
+    """The case, re-read and locked (PostgreSQL) so a concurrent shred start cannot slip by."""
+    case = session.exec(
+        select(Case)
+        .where(Case.id == case_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).first()
+    if case is None:
+        raise NotFound("no such case")
+    return _live(case)

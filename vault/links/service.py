@@ -30,8 +30,7 @@ from keys.store import KeyStore
 from vault.accounts.passwords import hash_secret, verify_password
 from vault.audit.models import ActorKind, AuditAction
 from vault.audit.service import AuditContext, append_event
-from vault.cases.models import CaseStatus
-from vault.cases.service import get_case
+from vault.cases.service import get_case, get_live_case
 from vault.documents.models import Document, DocumentKind
 from vault.documents.service import DocumentStream, read_document
 from vault.errors import (
@@ -288,9 +287,10 @@ def _check_usable(link: Link, transfer: Transfer, now: datetime) -> None:
 
 def _sent_documents(session: Session, transfer: Transfer) -> list[LinkedDocument]:
     """The transfer's documents that still exist, in order; Gone when none is left."""
-    case = get_case(session=session, case_id=transfer.case_id)
-    if case.status is CaseStatus.SHREDDED:
-        raise Gone("the documents of this link were deleted for good")
+    try:
+        get_live_case(session=session, case_id=transfer.case_id)
+    except Gone:
+        raise Gone("the documents of this link were deleted for good") from None
     statement = (
         select(Document, TransferDocument.position)
         .join(TransferDocument, col(TransferDocument.document_id) == col(Document.id))

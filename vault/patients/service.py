@@ -10,7 +10,7 @@ from keys.store import KeyStore
 from vault.crypto.fields import open_field, seal_field
 from vault.errors import KeyDestroyed, NotFound
 from vault.keyring import translated_key_errors
-from vault.patients.models import Patient
+from vault.patients.models import Patient, Sex
 
 
 @dataclass(frozen=True, repr=False)
@@ -21,6 +21,8 @@ class PatientIdentity:
     birth_date: date
     email: str
     phone: str | None = None
+    sex: Sex = Sex.UNKNOWN
+    country: str | None = None  # ISO 3166-1 alpha-2, upper case
 
     def __repr__(self) -> str:
         return "PatientIdentity(<redacted>)"
@@ -29,6 +31,17 @@ class PatientIdentity:
 def _context(patient_id: uuid.UUID, field: str) -> bytes:
     # Binding each sealed value to its row and column stops values being swapped between them.
     return f"patient:{patient_id}:{field}".encode()
+
+
+def unsafe_open_patient_field(
+    key: bytes, *, patient_id: uuid.UUID, field: str, sealed: bytes
+) -> str:
+    """One sealed field of a patient row, opened with their already unwrapped key.
+
+    For bulk readers (QA extracts) that unwrap keys in batches instead of one per patient.
+    Raises DecryptionFailed if the value does not belong to that row and column.
+    """
+    return open_field(key, sealed, context=_context(patient_id, field)).decode()
 
 
 def register_patient(
@@ -50,6 +63,8 @@ def register_patient(
         birth_date_sealed=seal("birth_date", identity.birth_date.isoformat()),
         email_sealed=seal("email", identity.email),
         phone_sealed=seal("phone", identity.phone) if identity.phone is not None else None,
+        sex_sealed=seal("sex", identity.sex),
+        country_sealed=seal("country", identity.country) if identity.country is not None else None,
         created_at=now,
     )
     session.add(patient)
@@ -74,11 +89,19 @@ def unsafe_patient_identity(
         key = keys.unsafe_key_material(session, patient.key_id)
 
     def unseal(field: str, sealed: bytes) -> str:
-        return open_field(key, sealed, context=_context(patient.id, field)).decode()
+        return unsafe_open_patient_field(key, patient_id=patient.id, field=field, sealed=sealed)
 
     return PatientIdentity(
         name=unseal("name", patient.name_sealed),
         birth_date=date.fromisoformat(unseal("birth_date", patient.birth_date_sealed)),
         email=unseal("email", patient.email_sealed),
         phone=unseal("phone", patient.phone_sealed) if patient.phone_sealed is not None else None,
+        sex=Sex(unseal("sex", patient.sex_sealed))
+        if patient.sex_sealed is not None
+        else Sex.UNKNOWN,
+        country=(
+            unseal("country", patient.country_sealed)
+            if patient.country_sealed is not None
+            else None
+        ),
     )

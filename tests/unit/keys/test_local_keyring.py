@@ -218,6 +218,19 @@ def test_destroyed_root_key_is_gone_for_good(
     assert entries[kept]["state"] == "active"
 
 
+def test_a_destroy_by_another_process_is_seen_by_a_warm_instance(
+    provider: LocalKeyringProvider, keyring_path: Path
+) -> None:
+    root_key_id = provider.create_root_key(description="test")
+    wrapped = provider.wrap(root_key_id=root_key_id, key=KEY, owner=OWNER)
+    assert provider.unsafe_unwrap(root_key_id=root_key_id, wrapped=wrapped, owner=OWNER) == KEY
+
+    LocalKeyringProvider(keyring_path).destroy_root_key(root_key_id)  # the cache is warm here
+
+    with pytest.raises(KeyDestroyed):
+        provider.unsafe_unwrap(root_key_id=root_key_id, wrapped=wrapped, owner=OWNER)
+
+
 def test_destroy_twice_and_destroy_unknown_are_harmless(
     provider: LocalKeyringProvider, keyring_path: Path
 ) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -33,6 +33,18 @@ OUTCOME = CaseOutcome.model_validate(outcome_fields())
 @pytest.fixture
 def keys(tmp_path: Path) -> KeyStore:
     return KeyStore(provider=LocalKeyringProvider(tmp_path / "keys" / "keyring.json"))
+
+
+def complete(session: Session, keys: KeyStore, case_id: uuid.UUID, at: datetime) -> Case:
+    return complete_case(
+        session=session,
+        keys=keys,
+        case_id=case_id,
+        completed_at=at,
+        retention_years=5,
+        now=at,
+        audit=COORDINATOR,
+    )
 
 
 def events(session: Session) -> list[tuple[str, str, uuid.UUID | None]]:
@@ -68,7 +80,7 @@ def test_list_cases_newest_first_filtered_and_paged(session: Session, keys: KeyS
 
 def test_list_cases_by_status(session: Session, keys: KeyStore) -> None:
     done, still_open = make_case(session, keys), make_case(session, keys)
-    complete_case(session=session, case_id=done.id, completed_at=NOW, now=NOW, audit=COORDINATOR)
+    complete(session, keys, done.id, NOW)
 
     completed = list_cases(session=session, status=CaseStatus.COMPLETED, now=NOW, audit=COORDINATOR)
     opened = list_cases(session=session, status=CaseStatus.OPEN, now=NOW, audit=COORDINATOR)
@@ -151,6 +163,8 @@ def test_complete_case_sets_the_retention_start(session: Session, keys: KeyStore
 
     done = complete_case(
         session=session,
+        keys=keys,
+        retention_years=5,
         case_id=case.id,
         completed_at=completed_at,
         now=completed_at + timedelta(hours=1),
@@ -166,13 +180,11 @@ def test_completing_twice_is_refused_and_keeps_the_first_date(
     session: Session, keys: KeyStore
 ) -> None:
     case = make_case(session, keys)
-    complete_case(session=session, case_id=case.id, completed_at=NOW, now=NOW, audit=COORDINATOR)
+    complete(session, keys, case.id, NOW)
     later = NOW + timedelta(days=1)
 
     with pytest.raises(CaseAlreadyCompleted):
-        complete_case(
-            session=session, case_id=case.id, completed_at=later, now=later, audit=COORDINATOR
-        )
+        complete(session, keys, case.id, later)
     session.rollback()
 
     stored = session.get(Case, case.id)
@@ -194,6 +206,8 @@ def test_invalid_completion_dates_change_nothing(
     with pytest.raises(InvalidCaseUpdate):
         complete_case(
             session=session,
+            keys=keys,
+            retention_years=5,
             case_id=case.id,
             completed_at=completed_at,  # type: ignore[arg-type]
             now=NOW,
@@ -218,6 +232,4 @@ def test_shredded_cases_refuse_outcome_and_completion(session: Session, keys: Ke
             session=session, keys=keys, case_id=case.id, outcome=OUTCOME, now=NOW, audit=COORDINATOR
         )
     with pytest.raises(Gone):
-        complete_case(
-            session=session, case_id=case.id, completed_at=NOW, now=NOW, audit=COORDINATOR
-        )
+        complete(session, keys, case.id, NOW)

@@ -1,0 +1,1 @@
+"""Pseudonymised, k-anonymous quality-assurance extracts for analysts."""
