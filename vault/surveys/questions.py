@@ -5,6 +5,7 @@ scores of an extract always mean what the question asked when the patient answer
 """
 
 from dataclasses import dataclass
+from functools import cached_property
 
 MIN_SCORE = 1
 MAX_SCORE = 5
@@ -21,7 +22,7 @@ class Questionnaire:
     version: str
     questions: tuple[Question, ...]
 
-    @property
+    @cached_property  # read for every row of an extract
     def ids(self) -> tuple[str, ...]:
         return tuple(question.id for question in self.questions)
 
