@@ -199,17 +199,7 @@ def record_outcome(
         case_key, outcome.model_dump_json().encode(), context=_outcome_context(case.id)
     )
     case.outcome_recorded_at = now
-    session.add(case)
-    append_event(
-        session,
-        context=audit,
-        action=AuditAction.CASE_OUTCOME,
-        now=now,
-        patient_id=case.patient_id,
-        case_id=case.id,
-    )
-    session.commit()
-    return case
+    return _saved_with_event(session, case, action=AuditAction.CASE_OUTCOME, audit=audit, now=now)
 
 
 def unsafe_case_outcome(*, session: Session, keys: KeyStore, case: Case) -> CaseOutcome | None:
@@ -332,17 +322,9 @@ def lift_legal_hold(
     case = _locked_live_case(session, case_id)
     case.legal_hold_at = None
     case.legal_hold_reason = None
-    session.add(case)
-    append_event(
-        session,
-        context=audit,
-        action=AuditAction.LEGAL_HOLD_LIFT,
-        now=now,
-        patient_id=case.patient_id,
-        case_id=case.id,
+    return _saved_with_event(
+        session, case, action=AuditAction.LEGAL_HOLD_LIFT, audit=audit, now=now
     )
-    session.commit()
-    return case
 
 
 def _locked_live_case(session: Session, case_id: uuid.UUID) -> Case:
@@ -356,3 +338,15 @@ def _locked_live_case(session: Session, case_id: uuid.UUID) -> Case:
     if case is None:
         raise NotFound("no such case")
     return _live(case)
+
+
+def _saved_with_event(
+    session: Session, case: Case, *, action: AuditAction, audit: AuditContext, now: datetime
+) -> Case:
+    """Commit a change to a case together with the audit event that records it (fail closed)."""
+    session.add(case)
+    append_event(
+        session, context=audit, action=action, now=now, patient_id=case.patient_id, case_id=case.id
+    )
+    session.commit()
+    return case
