@@ -105,7 +105,28 @@ class Me(BaseModel):
     role: Role
 
 
-class Registration(BaseModel):
+class PatientDetails(BaseModel):
+    """Who a new patient is: the fields registration and invitation share."""
+
+    email: EmailStr
+    name: str = Field(min_length=1, max_length=200)
+    birth_date: PastDate
+    phone: str | None = Field(default=None, min_length=3, max_length=40)
+    sex: Sex = Sex.UNKNOWN
+    country: CountryCode | None = None
+
+    def identity(self) -> PatientIdentity:
+        return PatientIdentity(
+            name=self.name,
+            birth_date=self.birth_date,
+            email=self.email,
+            phone=self.phone,
+            sex=self.sex,
+            country=self.country,
+        )
+
+
+class Registration(PatientDetails):
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
@@ -123,13 +144,7 @@ class Registration(BaseModel):
         },
     )
 
-    email: EmailStr
     password: str = Field(max_length=MAX_PASSWORD_FIELD)
-    name: str = Field(min_length=1, max_length=200)
-    birth_date: PastDate
-    phone: str | None = Field(default=None, min_length=3, max_length=40)
-    sex: Sex = Sex.UNKNOWN
-    country: CountryCode | None = None
 
 
 class Accepted(BaseModel):
@@ -228,14 +243,7 @@ def register_as_patient(
         keys=runtime.key_store,
         lookup_key=runtime.secrets.login_lookup_key,
         mail=mail_context(runtime, notifier),
-        identity=PatientIdentity(
-            name=body.name,
-            birth_date=body.birth_date,
-            email=body.email,
-            phone=body.phone,
-            sex=body.sex,
-            country=body.country,
-        ),
+        identity=body.identity(),
         password=body.password,
         now=now,
         audit=audit,

@@ -9,7 +9,7 @@ import uuid
 from datetime import datetime
 
 from fastapi import APIRouter, status
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, PastDate, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from api.deps import (
     AdminUser,
@@ -20,12 +20,10 @@ from api.deps import (
     RuntimeDep,
     SessionDep,
 )
-from api.routers.auth import MAX_PASSWORD_FIELD, mail_context
+from api.routers.auth import MAX_PASSWORD_FIELD, PatientDetails, mail_context
 from vault.accounts.models import STAFF_ROLES, Role, User
 from vault.accounts.service import create_user, disable_user, invite_patient, list_users
 from vault.clock import as_utc
-from vault.patients.models import CountryCode, Sex
-from vault.patients.service import PatientIdentity
 
 router = APIRouter(tags=["users"])
 
@@ -68,7 +66,7 @@ class UserSummary(BaseModel):
         )
 
 
-class Invitation(BaseModel):
+class Invitation(PatientDetails):
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
@@ -84,13 +82,6 @@ class Invitation(BaseModel):
             ]
         },
     )
-
-    email: EmailStr
-    name: str = Field(min_length=1, max_length=200)
-    birth_date: PastDate
-    phone: str | None = Field(default=None, min_length=3, max_length=40)
-    sex: Sex = Sex.UNKNOWN
-    country: CountryCode | None = None
 
 
 class Invited(BaseModel):
@@ -151,14 +142,7 @@ def invite_new_patient(
         keys=runtime.key_store,
         lookup_key=runtime.secrets.login_lookup_key,
         mail=mail_context(runtime, notifier),
-        identity=PatientIdentity(
-            name=body.name,
-            birth_date=body.birth_date,
-            email=body.email,
-            phone=body.phone,
-            sex=body.sex,
-            country=body.country,
-        ),
+        identity=body.identity(),
         now=now,
         audit=audit,
     )
