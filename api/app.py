@@ -19,10 +19,13 @@ from api.routers import (
     cases,
     consents,
     documents,
+    erasure,
+    exports,
     extracts,
     links,
     partners,
     retention,
+    rights,
     surveys,
     transfers,
     users,
@@ -47,6 +50,9 @@ ROUTERS = (
     surveys.router,
     extracts.router,
     retention.router,
+    rights.router,
+    exports.router,
+    erasure.router,
 )
 
 DESCRIPTION = """\

@@ -20,6 +20,7 @@ from vault.extracts import models as extract_tables  # noqa: E402
 from vault.links import models as link_tables  # noqa: E402
 from vault.partners import models as partner_tables  # noqa: E402
 from vault.patients import models as patient_tables  # noqa: E402
+from vault.subject_rights import models as subject_rights_tables  # noqa: E402
 from vault.surveys import models as survey_tables  # noqa: E402
 from vault.transfers import models as transfer_tables  # noqa: E402
 
@@ -34,6 +35,7 @@ TABLE_MODULES = (
     link_tables,
     partner_tables,
     patient_tables,
+    subject_rights_tables,
     survey_tables,
     transfer_tables,
 )

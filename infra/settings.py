@@ -191,6 +191,22 @@ class Settings(BaseSettings):
     access_log_retention_days: int = Field(
         default=396, ge=1, description="Days access-log files are kept (13 months)."
     )
+    export_retention_days: int = Field(
+        default=3,
+        ge=1,
+        description="Days a data-subject export (Art. 15/20) is kept before it is deleted.",
+    )
+    export_link_minutes: int = Field(
+        default=15,
+        ge=1,
+        le=24 * 60,
+        description="Minutes a signed download link of a data-subject export stays valid.",
+    )
+    rights_due_soon_days: int = Field(
+        default=7,
+        ge=0,
+        description="A request due within this many days is listed as close to its due date.",
+    )
     worker_concurrency: int = Field(
         default=2, ge=1, description="Tasks one `medvault worker` runs at the same time."
     )

@@ -26,8 +26,18 @@ EXTRACTS_SWEEP = "medvault.extracts.sweep"
 RETENTION_RUN = "medvault.retention.run"
 RETENTION_PURGE = "medvault.retention.purge"
 KEYS_ROTATE = "medvault.keys.rotate"
+EXPORTS_BUILD = "medvault.exports.build"
+EXPORTS_SWEEP = "medvault.exports.sweep"
 TASK_NAMES = frozenset(
-    {EXTRACTS_BUILD, EXTRACTS_SWEEP, RETENTION_RUN, RETENTION_PURGE, KEYS_ROTATE}
+    {
+        EXTRACTS_BUILD,
+        EXTRACTS_SWEEP,
+        RETENTION_RUN,
+        RETENTION_PURGE,
+        KEYS_ROTATE,
+        EXPORTS_BUILD,
+        EXPORTS_SWEEP,
+    }
 )
 
 # A sender (an API request) waits for the broker at most about this long before it gives up:

@@ -35,6 +35,7 @@ class ServiceSecrets:
 
     login_lookup_key: bytes  # HMAC key: logins are stored only as their digest under it
     audit_signing_key: bytes  # HMAC key of the signed audit checkpoints
+    export_link_key: bytes  # HMAC key of the signed download links of data-subject exports
 
     def __repr__(self) -> str:
         return "ServiceSecrets(<redacted>)"
@@ -49,6 +50,7 @@ def derive_secrets(settings: Settings) -> ServiceSecrets:
     return ServiceSecrets(
         login_lookup_key=derive(b"medvault login lookup v1"),
         audit_signing_key=derive(b"medvault audit checkpoint v1"),
+        export_link_key=derive(b"medvault export link v1"),
     )
 
 

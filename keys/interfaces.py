@@ -1,5 +1,6 @@
 """The protocol every root-key provider implements (local keyring file, AWS KMS)."""
 
+from collections.abc import Sequence
 from typing import Protocol
 
 
@@ -24,6 +25,13 @@ class RootKeyProvider(Protocol):
 
     def unsafe_unwrap(self, *, root_key_id: str, wrapped: bytes, owner: str) -> bytes:
         """Return the plaintext key. Raises KeyDestroyed, KeyUnwrapFailed, KmsUnavailable."""
+        ...
+
+    def unsafe_unwrap_many(
+        self, *, root_key_id: str, items: Sequence[tuple[bytes, str]]
+    ) -> list[bytes]:
+        """``unsafe_unwrap`` of many (wrapped, owner) pairs under one root key, answers in
+        their order; a provider that can, checks the root key once for the whole batch."""
         ...
 
     def destroy_root_key(self, root_key_id: str) -> None:

@@ -14,6 +14,7 @@ Against AWS KMS proper the check can be turned off to save one request per call.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, NoReturn
 
 import boto3
@@ -96,6 +97,15 @@ class AwsKmsProvider:
         except (ClientError, BotoCoreError) as exc:
             self._raise_translated_use(exc, root_key_id)
         return decrypted["Plaintext"]
+
+    def unsafe_unwrap_many(
+        self, *, root_key_id: str, items: Sequence[tuple[bytes, str]]
+    ) -> list[bytes]:
+        # KMS has no batch Decrypt: one call per key.
+        return [
+            self.unsafe_unwrap(root_key_id=root_key_id, wrapped=wrapped, owner=owner)
+            for wrapped, owner in items
+        ]
 
     def destroy_root_key(self, root_key_id: str) -> None:
         metadata = self._describe(root_key_id)

@@ -28,7 +28,7 @@ import os
 import stat
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -40,7 +40,7 @@ from keys.errors import (
     KeyringCorrupt,
     KmsUnavailable,
 )
-from keys.primitives import KEY_SIZE, unsafe_unwrap_key, wrap_key
+from keys.primitives import KEY_SIZE, unsafe_unwrap_key, unsafe_unwrap_keys, wrap_key
 
 FORMAT = "medvault-keyring"
 VERSION = 1
@@ -81,6 +81,11 @@ class LocalKeyringProvider:
 
     def unsafe_unwrap(self, *, root_key_id: str, wrapped: bytes, owner: str) -> bytes:
         return unsafe_unwrap_key(root_key=self._root_key(root_key_id), wrapped=wrapped, owner=owner)
+
+    def unsafe_unwrap_many(
+        self, *, root_key_id: str, items: Sequence[tuple[bytes, str]]
+    ) -> list[bytes]:
+        return unsafe_unwrap_keys(root_key=self._root_key(root_key_id), items=items)
 
     def destroy_root_key(self, root_key_id: str) -> None:
         with self._locked():

@@ -36,6 +36,7 @@ class KeyKind(enum.StrEnum):
     CASE = "case"
     PATIENT = "patient"
     SCOPE = "scope"
+    EXPORT = "export"  # a data-subject export (Art. 15/20); destroyed when the export expires
 
 
 class RootKeyRecord(SQLModel, table=True):
@@ -76,7 +77,8 @@ class KeyRecord(SQLModel, table=True):
     )
     wrapped: bytes | None = None  # NULL once destroyed
     created_at: datetime = Field(sa_type=_timestamp())
-    destroyed_at: datetime | None = Field(default=None, sa_type=_timestamp())
+    # Indexed for KeyStore.rotation_due, which looks for keys destroyed since the last rotation.
+    destroyed_at: datetime | None = Field(default=None, sa_type=_timestamp(), index=True)
     # A short code ("retention", "erasure", "test"), never free text.
     destroy_reason: str | None = Field(default=None, max_length=REASON_LENGTH)
     rewrapped_at: datetime | None = Field(default=None, sa_type=_timestamp())

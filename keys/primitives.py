@@ -14,6 +14,7 @@ tampering. Any failure to authenticate is one error, ``KeyUnwrapFailed``.
 """
 
 import os
+from collections.abc import Iterable
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -39,11 +40,23 @@ def wrap_key(*, root_key: bytes, key: bytes, owner: str) -> bytes:
 def unsafe_unwrap_key(*, root_key: bytes, wrapped: bytes, owner: str) -> bytes:
     """Open a key sealed by ``wrap_key``. Raises KeyUnwrapFailed whatever check fails."""
     _require_key_size(root_key, "root key")
+    return _unwrap(AESGCM(root_key), wrapped, owner)
+
+
+def unsafe_unwrap_keys(*, root_key: bytes, items: Iterable[tuple[bytes, str]]) -> list[bytes]:
+    """Open many keys sealed by ``wrap_key`` under one root key, in the order of ``items``
+    (wrapped, owner); one cipher for the batch. Raises KeyUnwrapFailed at the first failure."""
+    _require_key_size(root_key, "root key")
+    aead = AESGCM(root_key)
+    return [_unwrap(aead, wrapped, owner) for wrapped, owner in items]
+
+
+def _unwrap(aead: AESGCM, wrapped: bytes, owner: str) -> bytes:
     if len(wrapped) != WRAPPED_SIZE or wrapped[0] != VERSION:
         raise KeyUnwrapFailed("the wrapped key did not authenticate")
     nonce, sealed = wrapped[1 : 1 + NONCE_SIZE], wrapped[1 + NONCE_SIZE :]
     try:
-        return AESGCM(root_key).decrypt(nonce, sealed, _associated_data(owner))
+        return aead.decrypt(nonce, sealed, _associated_data(owner))
     except InvalidTag:
         raise KeyUnwrapFailed("the wrapped key did not authenticate") from None
 

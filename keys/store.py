@@ -21,7 +21,8 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
@@ -405,41 +406,51 @@ class KeyStore:
         """The plaintext keys of many live keys, read with one query for the whole batch.
 
         Keys that are unknown or destroyed (or whose root key was destroyed) are left out of
-        the answer, so a bulk reader skips what was shredded meanwhile. Reads the cache but does
-        not fill it: a bulk read of many keys, each used once, would only evict the keys that
-        requests keep using. Raises KmsUnavailable, KeyUnwrapFailed.
+        the answer, so a bulk reader skips what was shredded meanwhile. Raises
+        KmsUnavailable, KeyUnwrapFailed.
         """
         wanted = set(key_ids)
         if not wanted:
             return {}
-        rows = session.execute(
+        # Core execution (the connection, not the ORM session): plain rows, no ORM loading.
+        rows = session.connection().execute(
             sa.select(
                 col(KeyRecord.id),
                 col(KeyRecord.kind),
                 col(KeyRecord.root_key_id),
                 col(KeyRecord.wrapped),
+            ).where(col(KeyRecord.id).in_(wanted), live_key_condition(KeyRecord))
+        )
+        # The condition took live rows only: root key and wrapped key are both set.
+        stored = [
+            WrappedKey(key_id, kind, cast("str", root_key_id), cast("bytes", wrapped))
+            for key_id, kind, root_key_id, wrapped in rows
+        ]
+        return dict(
+            zip((key.key_id for key in stored), self.unsafe_unwrap_keys(stored), strict=True)
+        )
+
+    def unsafe_unwrap_keys(self, stored: Sequence[WrappedKey]) -> list[bytes]:
+        """The plaintext of each stored key, in order, with one provider call per root key.
+
+        For bulk readers that read the wrapped keys in their own query (``live_key_condition``).
+        Kept out of the cache: a bulk read of many keys, each used once, would only evict the
+        keys that requests keep using. Raises KmsUnavailable, KeyUnwrapFailed.
+        """
+        by_root_key: defaultdict[str, list[int]] = defaultdict(list)
+        for index, key in enumerate(stored):
+            by_root_key[key.root_key_id].append(index)
+        opened: list[bytes] = [b""] * len(stored)
+        for root_key_id, indexes in by_root_key.items():
+            materials = self.provider.unsafe_unwrap_many(
+                root_key_id=root_key_id,
+                items=[
+                    (stored[i].wrapped, _owner(stored[i].kind, stored[i].key_id)) for i in indexes
+                ],
             )
-            .join(RootKeyRecord, col(RootKeyRecord.id) == col(KeyRecord.root_key_id))
-            .where(
-                col(KeyRecord.id).in_(wanted),
-                col(KeyRecord.destroyed_at).is_(None),
-                col(KeyRecord.wrapped).is_not(None),
-                col(RootKeyRecord.state) != RootKeyState.DESTROYED,
-            )
-        ).all()
-        materials: dict[uuid.UUID, bytes] = {}
-        for key_id, kind, maybe_root_key_id, maybe_wrapped in rows:
-            # The query took live rows only: both are set.
-            root_key_id, wrapped = cast("str", maybe_root_key_id), cast("bytes", maybe_wrapped)
-            with self._cache_lock:
-                cached = self._cache.get(key_id)
-            if cached is not None and cached.wrapped == wrapped:
-                materials[key_id] = cached.material
-                continue
-            materials[key_id] = self.provider.unsafe_unwrap(
-                root_key_id=root_key_id, wrapped=wrapped, owner=_owner(kind, key_id)
-            )
-        return materials
+            for index, material in zip(indexes, materials, strict=True):
+                opened[index] = material
+        return opened
 
     def create_scope_key(self, session: Session, *, now: datetime) -> uuid.UUID:
         """A new pseudonym secret (kind ``scope``): one per named scope or per QA extract."""
@@ -449,18 +460,51 @@ class KeyStore:
 
     def rotation_due(self, session: Session, *, created_before: datetime) -> bool:
         """Whether ``rotate`` has work: the active root key was created before
-        ``created_before``, or an earlier rotation stopped before it had moved every key."""
-        if _retiring_root_keys(session):
-            return True
-        old_active = sa.select(RootKeyRecord).where(
+        ``created_before``, or a key wrapped under it has been destroyed (an erasure, a shred,
+        an expired export), or an earlier rotation stopped before it had moved every key.
+
+        A destroyed key's row is a tombstone, but a database copy taken before holds it still
+        wrapped under the active root key: only rotating, then destroying the retired root key
+        once the backup window has passed, takes that copy's key away too.
+        """
+        retiring = sa.exists().where(
+            col(RootKeyRecord.purpose) == RootKeyPurpose.ACTIVE,
+            col(RootKeyRecord.state) == RootKeyState.RETIRED,
+            col(RootKeyRecord.retired_at).is_(None),
+        )
+        active_due = sa.exists().where(
             col(RootKeyRecord.purpose) == RootKeyPurpose.ACTIVE,
             col(RootKeyRecord.state) == RootKeyState.ACTIVE,
-            col(RootKeyRecord.created_at) < created_before,
+            sa.or_(col(RootKeyRecord.created_at) < created_before, _destroyed_under_active()),
         )
-        return session.scalars(old_active).first() is not None
+        # One query: the daily run asks it whatever the size of the key table.
+        return bool(session.scalar(sa.select(sa.or_(retiring, active_due))))
 
 
 # -- queries and checks ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class WrappedKey:
+    """A live key as stored: what ``KeyStore.unsafe_unwrap_keys`` opens."""
+
+    key_id: uuid.UUID
+    kind: KeyKind
+    root_key_id: str
+    wrapped: bytes
+
+
+def live_key_condition(key: Any) -> sa.ColumnElement[bool]:
+    """SQL: ``key`` (``KeyRecord`` or an alias of it) is live: not destroyed, and neither is its
+    root key. For bulk readers that join the wrapped keys into their own query."""
+    destroyed_root_keys = sa.select(col(RootKeyRecord.id)).where(
+        col(RootKeyRecord.state) == RootKeyState.DESTROYED
+    )
+    return sa.and_(
+        col(key.destroyed_at).is_(None),
+        col(key.wrapped).is_not(None),
+        col(key.root_key_id).not_in(destroyed_root_keys),
+    )
 
 
 def _active_root_key(session: Session) -> RootKeyRecord | None:
@@ -495,6 +539,23 @@ def _retired_active_root_key_ids() -> sa.Select[str]:
     return sa.select(col(RootKeyRecord.id)).where(
         col(RootKeyRecord.purpose) == RootKeyPurpose.ACTIVE,
         col(RootKeyRecord.state) == RootKeyState.RETIRED,
+    )
+
+
+def _destroyed_under_active() -> sa.Exists:
+    """A key destroyed while wrapped under the active root key (correlated to that key).
+
+    A tombstone no longer names its root key, so the times tell: destroyed since the active
+    root key was created, and wrapped (created or last re-wrapped) since then too, so under
+    it, unless an explicit root key was chosen (a case moved to its retention epoch, whose
+    own root key is destroyed with its month): then this answers yes once too often, never no
+    too often. Reads the index on ``destroyed_at``: only keys destroyed since the last
+    rotation are looked at.
+    """
+    since = col(RootKeyRecord.created_at)
+    return sa.exists().where(
+        col(KeyRecord.destroyed_at) >= since,
+        sa.or_(col(KeyRecord.created_at) >= since, col(KeyRecord.rewrapped_at) >= since),
     )
 
 
@@ -606,4 +667,6 @@ def _end_of_month(epoch: str, now: datetime) -> datetime:
 
 
 def _owner(kind: KeyKind | str, key_id: uuid.UUID) -> str:
-    return f"{KeyKind(kind).value}:{key_id}"
+    # The isinstance check spares bulk unwraps an enum lookup per key.
+    value = kind.value if isinstance(kind, KeyKind) else KeyKind(kind).value
+    return f"{value}:{key_id}"

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
+import itertools
 import random
 import uuid
 from dataclasses import dataclass, field
@@ -406,4 +408,386 @@ def make_qa_case(
         outcome=outcome,
         now=completed_at,
         audit=AuditContext.SYSTEM,
+    )
+
+
+# --- data-subject exports ---
+SUBJECT_PHONE = "+49 40 7654321"
+SUBJECT_FILENAME = "Befund Müller ../../etc/passwd.pdf"  # a hostile name: the archive path tames it
+SUBJECT_COMMENT = "Die Nachsorge war sehr gut, danke an Schwester Anna."  # free text, sealed
+
+
+@dataclass
+class SubjectWorld:
+    """A patient with a row in every table that can hold something about them (see
+    ``make_subject_world``), and the handles a test needs to look at it."""
+
+    patient: Patient
+    account: User
+    coordinator: User
+    partner: Partner
+    cases: dict[str, Case]  # "completed", "open", "shredded"
+    documents: list[Document]
+    identity: PatientIdentity
+    filename: str
+    comment: str
+
+
+def make_subject_world(
+    vault: Vault,
+    *,
+    name: str = PATIENT_NAME,
+    email: str = PATIENT_EMAIL,
+    phone: str = SUBJECT_PHONE,
+    filename: str = SUBJECT_FILENAME,
+    comment: str = SUBJECT_COMMENT,
+    partner: Partner | None = None,
+) -> SubjectWorld:
+    """A patient invited by a coordinator, signed in (and once not), with a completed case
+    (documents by both, outcome, consents given and withdrawn, two transfers, one revoked,
+    downloads, a survey with a comment and withdrawn QA consent), an open case under a legal
+    hold and a lifted restriction, a case shredded at the end of its retention period, a
+    restriction of all their data, both objections, an erasure request that erased the old case
+    (shredded here the retention way) and kept the held one, and an export. Everything is done
+    through the services, as its actor (patient, coordinator, privacy officer, partner), except
+    the rows whose verbs other parts of issue 5 own."""
+    from vault.accounts.service import (  # local: keeps this block self-contained
+        MailContext,
+        TokenLifetimes,
+        accept_invitation,
+        invite_patient,
+        log_in,
+    )
+    from vault.audit.models import ActorKind
+    from vault.cases.models import CaseOutcome, LegalHoldReason
+    from vault.cases.service import complete_case, place_legal_hold, record_outcome
+    from vault.consents.service import lift_restriction, place_restriction, withdraw_consent
+    from vault.errors import InvalidCredentials
+    from vault.links.service import download_from_link
+    from vault.patients.models import Sex
+    from vault.retention.service import shred_case
+    from vault.subject_rights.models import (
+        ErasedCase,
+        ExportStatus,
+        InterestObjection,
+        RequestStatus,
+        RetainedPart,
+        RetentionGround,
+        Right,
+        SubjectExport,
+    )
+    from vault.subject_rights.requests import close_request, open_request
+    from vault.surveys.service import answer_survey, object_to_qa_use, withdraw_qa_consent
+    from vault.transfers.service import revoke_transfer
+
+    session, keys = vault.session, vault.keys
+    ticks = itertools.count(1)
+
+    def at(base: datetime = NOW) -> datetime:
+        """A moment of its own for every step, so that each time in the export is telling."""
+        return base + timedelta(minutes=next(ticks))
+
+    coordinator = make_user(session, Role.COORDINATOR)
+    officer = make_user(session, Role.ADMIN)
+    as_coordinator = AuditContext(ActorKind.USER, coordinator.id, "192.0.2.0")
+    as_officer = AuditContext(ActorKind.USER, officer.id, "192.0.2.0")
+    who = PatientIdentity(
+        name=name,
+        birth_date=PATIENT_BIRTH_DATE,
+        email=email,
+        phone=phone,
+        sex=Sex.DIVERSE,
+        country="AT",
+    )
+    notifier = RecordingNotifier()
+    patient = invite_patient(
+        session,
+        keys=keys,
+        lookup_key=LOGIN_LOOKUP_KEY,
+        mail=MailContext(notifier=notifier, base_url="https://medvault.invalid"),
+        identity=who,
+        now=at(),
+        audit=as_coordinator,
+    )
+    code = notifier.messages[-1].body.strip().splitlines()[-1]
+    account = accept_invitation(
+        session, token=code, password=USER_PASSWORD, now=at(), audit=AuditContext.SYSTEM
+    )
+    as_patient = AuditContext(ActorKind.USER, account.id, "198.51.100.0")
+    log_in(
+        session,
+        lookup_key=LOGIN_LOOKUP_KEY,
+        login=email,
+        password=USER_PASSWORD,
+        now=at(),
+        audit=as_patient,
+        lifetimes=TokenLifetimes(),
+    )
+    with contextlib.suppress(InvalidCredentials):  # a failed sign-in leaves the throttle's count
+        log_in(
+            session,
+            lookup_key=LOGIN_LOOKUP_KEY,
+            login=email,
+            password="not the password",
+            now=at(),
+            audit=as_patient,
+            lifetimes=TokenLifetimes(),
+        )
+    partner = partner or make_partner(session)
+
+    def upload(
+        case: Case,
+        data: bytes,
+        kind: DocumentKind,
+        name: str,
+        as_: AuditContext,
+        base: datetime = NOW,
+    ) -> Document:
+        return store_document(
+            session=session,
+            store=vault.store,
+            keys=keys,
+            case_id=case.id,
+            kind=kind,
+            filename=name,
+            source=io.BytesIO(data),
+            limits=vault.limits,
+            spool_dir=vault.spool_dir,
+            frame_size=vault.frame_size,
+            now=at(base),
+            audit=as_,
+        )
+
+    outcome = CaseOutcome(
+        diagnosis_codes=["M17.1", "I10"],
+        result="improved",  # type: ignore[arg-type]
+        treatment_start=date(2026, 9, 1),
+        treatment_end=date(2026, 10, 15),
+        final_invoice_total="12480.50",  # type: ignore[arg-type]
+        currency="EUR",
+    )
+
+    # A case shredded at the end of its retention period, after a transfer and a survey.
+    early = NOW - timedelta(days=6 * 366)
+    shredded = open_case(
+        session=session, keys=keys, patient_id=patient.id, now=at(early), audit=as_patient
+    )
+    old_document = upload(
+        shredded, png_bytes(8, 8, seed=7), DocumentKind.RECORD, "alt.png", as_patient, early
+    )
+    record_outcome(
+        session=session,
+        keys=keys,
+        case_id=shredded.id,
+        outcome=outcome,
+        now=at(early),
+        audit=as_coordinator,
+    )
+    old_consent = make_consent(session, shredded, now=at(early))
+    create_transfer(
+        session,
+        case_id=shredded.id,
+        document_ids=[old_document.id],
+        partner_id=partner.id,
+        purpose=Purpose.TREATMENT_CHECK,
+        legal_basis=LegalBasis.ART9_2_A,
+        consent_id=old_consent.id,
+        now=at(early),
+        audit=as_coordinator,
+        link_policy=link_policy(),
+    )
+    complete_case(
+        session=session,
+        keys=keys,
+        case_id=shredded.id,
+        completed_at=early + timedelta(days=30),
+        retention_years=RETENTION_YEARS,
+        now=early + timedelta(days=30),
+        audit=as_coordinator,
+    )
+    answer_survey(
+        session=session,
+        keys=keys,
+        patient_id=patient.id,
+        case_id=shredded.id,
+        scores={"information": 2},
+        free_text="this comment goes with its case",
+        qa_consent=False,
+        now=early + timedelta(days=31),
+        audit=as_patient,
+    )
+
+    # The completed case: the patient's record and the coordinator's invoice, forwarded twice.
+    completed = open_case(
+        session=session, keys=keys, patient_id=patient.id, now=at(), audit=as_patient
+    )
+    record = upload(completed, pdf_bytes(), DocumentKind.RECORD, filename, as_patient)
+    invoice = upload(
+        completed, png_bytes(seed=3), DocumentKind.INVOICE, "rechnung.png", as_coordinator
+    )
+    record_outcome(
+        session=session,
+        keys=keys,
+        case_id=completed.id,
+        outcome=outcome,
+        now=at(),
+        audit=as_coordinator,
+    )
+    consent = give_consent(
+        session,
+        patient_id=patient.id,
+        case_id=completed.id,
+        text_version=FORWARDING_2026_11.version,
+        now=at(),
+        audit=as_patient,
+    )
+    withdrawn = give_consent(
+        session,
+        patient_id=patient.id,
+        case_id=completed.id,
+        text_version=FORWARDING_2026_11.version,
+        now=at(),
+        audit=as_patient,
+    )
+    withdraw_consent(
+        session,
+        patient_id=patient.id,
+        case_id=completed.id,
+        consent_id=withdrawn.id,
+        now=at(),
+        audit=as_patient,
+    )
+    sent = create_transfer(
+        session,
+        case_id=completed.id,
+        document_ids=[record.id, invoice.id],
+        partner_id=partner.id,
+        purpose=Purpose.TREATMENT_CHECK,
+        legal_basis=LegalBasis.ART9_2_A,
+        consent_id=consent.id,
+        now=at(),
+        audit=as_coordinator,
+        link_policy=link_policy(),
+    )
+    released = download_from_link(
+        session,
+        store=vault.store,
+        keys=keys,
+        token=sent.link.token,
+        document_id=record.id,
+        code=sent.link.access_code,
+        now=at(),
+        audit=AuditContext(ActorKind.ANONYMOUS, None, "203.0.113.0"),
+    )
+    b"".join(released.stream.chunks)
+    billing = create_transfer(
+        session,
+        case_id=completed.id,
+        document_ids=[invoice.id],
+        partner_id=partner.id,
+        purpose=Purpose.BILLING,
+        legal_basis=LegalBasis.ART6_1_B,
+        consent_id=None,
+        now=at(),
+        audit=as_coordinator,
+        link_policy=link_policy(),
+    )
+    revoke_transfer(session, transfer_id=billing.transfer.id, now=at(), audit=as_coordinator)
+    complete_case(
+        session=session,
+        keys=keys,
+        case_id=completed.id,
+        completed_at=(completion := at()),
+        retention_years=RETENTION_YEARS,
+        now=completion,
+        audit=as_coordinator,
+    )
+    answer_survey(
+        session=session,
+        keys=keys,
+        patient_id=patient.id,
+        case_id=completed.id,
+        scores={"information": 5, "treatment": 4},
+        free_text=comment,
+        qa_consent=True,
+        now=at(),
+        audit=as_patient,
+    )
+    withdraw_qa_consent(session=session, patient_id=patient.id, now=at(), audit=as_patient)
+    object_to_qa_use(session=session, patient_id=patient.id, now=at(), audit=as_patient)
+
+    # The open case: held, and restricted for a while.
+    held = open_case(
+        session=session, keys=keys, patient_id=patient.id, now=at(), audit=as_coordinator
+    )
+    upload(held, png_bytes(seed=4), DocumentKind.RECORD, "röntgen.png", as_coordinator)
+    place_legal_hold(
+        session=session,
+        case_id=held.id,
+        reason=LegalHoldReason.INSURANCE_DISPUTE,
+        now=at(),
+        audit=as_officer,
+    )
+    lifted = place_restriction(
+        session, patient_id=patient.id, case_id=held.id, now=at(), audit=as_officer
+    )
+    lift_restriction(session, restriction_id=lifted.id, now=at(), audit=as_officer)
+    place_restriction(session, patient_id=patient.id, case_id=None, now=at(), audit=as_officer)
+
+    # Shredded last: a patient left with no other case would be erased with it.
+    shred_case(
+        session=session,
+        store=vault.store,
+        keys=keys,
+        case_id=shredded.id,
+        retention_years=RETENTION_YEARS,
+        now=NOW - timedelta(days=1),
+    )
+
+    # Rows whose verbs belong to other parts of issue 5, made directly.
+    session.add(InterestObjection(patient_id=patient.id, objected_at=at()))
+    erasure = open_request(
+        session, patient_id=patient.id, right=Right.ERASURE, now=at(), audit=as_patient
+    )
+    session.add(ErasedCase(case_id=shredded.id, request_id=erasure.id))
+    session.add(
+        RetainedPart(
+            request_id=erasure.id,
+            case_id=held.id,
+            ground=RetentionGround.LEGAL_CLAIMS,
+            reason=LegalHoldReason.INSURANCE_DISPUTE,
+            until=None,
+        )
+    )
+    close_request(
+        session, erasure, status=RequestStatus.PARTIALLY_COMPLETED, now=at(), audit=as_patient
+    )
+    access = open_request(
+        session, patient_id=patient.id, right=Right.ACCESS, now=at(), audit=as_patient
+    )
+    session.add(
+        SubjectExport(
+            request_id=access.id,
+            patient_id=patient.id,
+            status=ExportStatus.READY,
+            key_id=uuid.uuid4(),
+            object_key=f"exports/{uuid.uuid4()}",
+            size=4096,
+            created_at=at(),
+            started_at=at(),
+            ready_at=(ready := at()),
+            expires_at=ready + timedelta(days=3),
+        )
+    )
+    session.commit()
+    return SubjectWorld(
+        patient=patient,
+        account=account,
+        coordinator=coordinator,
+        partner=partner,
+        cases={"completed": completed, "open": held, "shredded": shredded},
+        documents=[record, invoice],
+        identity=who,
+        filename=filename,
+        comment=comment,
     )

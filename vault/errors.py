@@ -269,3 +269,58 @@ class AuditChainBroken(VaultError):
     """The audit chain fails verification: nothing of it is dropped until that is resolved."""
 
     slug, status, title = "audit-chain-broken", 500, "Audit chain broken"
+
+
+# -- data-subject rights: requests, rectification, restriction, objection ----------------------
+
+
+class ObjectionRaised(VaultError):
+    """The patient objected (Art. 21(1)) to processing based on legitimate interests: no new
+    transfer of their data may rely on Art. 6(1)(f)."""
+
+    slug, status, title = "objection-raised", 409, "Objection raised"
+
+
+class EmailTaken(VaultError):
+    """A rectified e-mail address that is the login of another account (nothing is changed)."""
+
+    slug, status, title = "email-taken", 409, "E-mail address already in use"
+
+
+# -- data-subject rights: exports (Art. 15, Art. 20) -------------------------------------------
+
+
+class ExportPending(VaultError):
+    """The patient already has an export being built: one at a time."""
+
+    slug, status, title = "export-pending", 409, "An export is already being built"
+
+
+class ExportNotReady(VaultError):
+    slug, status, title = "export-not-ready", 409, "Export not ready"
+
+
+class ExportExpired(Gone):
+    """The export reached the end of its few days, or was deleted with the patient's data."""
+
+    slug, title = "export-expired", "Export deleted"
+
+
+class ExportLinkInvalid(Forbidden):
+    """The download link's signature does not verify (never says what is wrong with it)."""
+
+    slug, title = "export-link-invalid", "Invalid download link"
+
+
+class ExportLinkExpired(Gone):
+    slug, title = "export-link-expired", "Download link expired"
+
+
+# -- data-subject rights: erasure (Art. 17) ----------------------------------------------------
+
+
+class ErasureConflict(VaultError):
+    """A case of the patient changed (a legal hold placed) while the erasure was planned:
+    nothing was erased; asking again plans it anew."""
+
+    slug, status, title = "erasure-conflict", 409, "Erasure interrupted"

@@ -8,7 +8,13 @@ from typing import Any
 
 from celery.schedules import crontab
 
-from infra.tasks import EXTRACTS_SWEEP, KEYS_ROTATE, RETENTION_PURGE, RETENTION_RUN
+from infra.tasks import (
+    EXPORTS_SWEEP,
+    EXTRACTS_SWEEP,
+    KEYS_ROTATE,
+    RETENTION_PURGE,
+    RETENTION_RUN,
+)
 
 # Nightly, spread out so that the heavy jobs do not run at once.
 BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
@@ -20,4 +26,7 @@ BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     # Re-sends extract builds whose message was lost (broker down at request time, a worker
     # killed with the whole process group on a broker that does not redeliver).
     "extracts-sweep": {"task": EXTRACTS_SWEEP, "schedule": timedelta(minutes=10)},
+    # Deletes data-subject exports past their few days (and what a failed delete left), and
+    # re-sends export builds whose message was lost, like the extracts sweep.
+    "exports-sweep": {"task": EXPORTS_SWEEP, "schedule": timedelta(minutes=10)},
 }

@@ -105,13 +105,18 @@ class Me(BaseModel):
     role: Role
 
 
+PatientName = Annotated[str, Field(min_length=1, max_length=200)]
+PhoneNumber = Annotated[str, Field(min_length=3, max_length=40)]
+
+
 class PatientDetails(BaseModel):
-    """Who a new patient is: the fields registration and invitation share."""
+    """Who a new patient is: the fields registration and invitation share (and, each one
+    optional, rectification in ``api.routers.rights``)."""
 
     email: EmailStr
-    name: str = Field(min_length=1, max_length=200)
+    name: PatientName
     birth_date: PastDate
-    phone: str | None = Field(default=None, min_length=3, max_length=40)
+    phone: PhoneNumber | None = None
     sex: Sex = Sex.UNKNOWN
     country: CountryCode | None = None
 

@@ -6,11 +6,13 @@ A patient sees only their own cases; anyone else's answers 404 exactly like an u
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, status
-from pydantic import AwareDatetime, BaseModel, ConfigDict, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from sqlmodel import Session
 
 from api.deps import (
     AuditDep,
@@ -30,6 +32,7 @@ from vault.cases.service import (
     open_case,
     read_case,
     record_outcome,
+    restricted_since,
     unsafe_case_outcome,
 )
 from vault.clock import as_utc
@@ -65,10 +68,25 @@ class CaseSummary(CaseOpened):
     patient_id: uuid.UUID
     treatment_completed_at: datetime | None
     outcome_recorded_at: datetime | None
+    restricted: bool = Field(
+        description="Processing is restricted (Art. 18): kept, but not forwarded or extracted."
+    )
+    restricted_since: datetime | None
 
     @classmethod
-    def of(cls, case: Case) -> CaseSummary:
-        return cls.model_validate(case, from_attributes=True)
+    def of(cls, case: Case, restrictions: Mapping[uuid.UUID, datetime]) -> CaseSummary:
+        since = restrictions.get(case.id)
+        return cls.model_validate(
+            {
+                **case.model_dump(),
+                "restricted": since is not None,
+                "restricted_since": since,
+            }
+        )
+
+    @classmethod
+    def one(cls, session: Session, case: Case) -> CaseSummary:
+        return cls.of(case, restricted_since(session=session, cases=[case]))
 
 
 class CaseDetail(CaseSummary):
@@ -118,7 +136,8 @@ def list_visible_cases(
         now=now,
         audit=audit,
     )
-    return [CaseSummary.of(case) for case in cases]
+    restrictions = restricted_since(session=session, cases=cases)
+    return [CaseSummary.of(case, restrictions) for case in cases]
 
 
 @router.get("/cases/{case_id}")
@@ -135,7 +154,7 @@ def get_case_detail(
         session=session, case_id=case_id, patient_id=patient_scope(user), now=now, audit=audit
     )
     outcome = unsafe_case_outcome(session=session, keys=runtime.key_store, case=case)
-    return CaseDetail(**CaseSummary.of(case).model_dump(), outcome=outcome)
+    return CaseDetail(**CaseSummary.one(session, case).model_dump(), outcome=outcome)
 
 
 @router.put("/cases/{case_id}/outcome")
@@ -157,7 +176,7 @@ def put_case_outcome(
         now=now,
         audit=audit,
     )
-    return CaseDetail(**CaseSummary.of(case).model_dump(), outcome=outcome)
+    return CaseDetail(**CaseSummary.one(session, case).model_dump(), outcome=outcome)
 
 
 @router.post("/cases/{case_id}/complete")
@@ -180,4 +199,4 @@ def complete_treatment(
         now=now,
         audit=audit,
     )
-    return CaseSummary.of(case)
+    return CaseSummary.one(session, case)

@@ -1,23 +1,29 @@
-"""Consents (patients give and withdraw them for their own cases) and restrictions (admin)."""
+"""Consents (patients give and withdraw them for their own cases) and restrictions (admin).
+
+Withdrawing is a data-subject request (Art. 7(3)): it is registered, and its answer says what
+changed: the transfers relying on the consent whose links were revoked, and those kept.
+"""
 
 from __future__ import annotations
 
 import uuid
 
 from fastapi import APIRouter, status
-from pydantic import AwareDatetime, BaseModel, ConfigDict
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from api.deps import AdminUser, AuditDep, CaseWorker, NowDep, PatientUser, SessionDep
 from api.routers.cases import own_patient_id, patient_scope
-from vault.consents.models import Consent, Restriction
+from api.routers.transfers import KeptTransferOut, RevocationOut, TransferEffectOut
+from vault.consents.models import Consent, Restriction, RestrictionReason
 from vault.consents.service import (
     give_consent,
     lift_restriction,
     list_consents,
+    list_restrictions,
     place_restriction,
-    withdraw_consent,
 )
 from vault.consents.texts import CONSENT_TEXTS, FORWARDING_2026_11
+from vault.subject_rights.service import WithdrawalOutcome, withdraw_consent_and_revoke_links
 
 router = APIRouter(tags=["consents"])
 
@@ -51,6 +57,26 @@ class ConsentOut(BaseModel):
         return cls.model_validate(consent, from_attributes=True)
 
 
+class ConsentWithdrawalOut(ConsentOut):
+    """The consent as withdrawn, and what that changed (nothing when it was withdrawn before)."""
+
+    revoked_transfers: list[TransferEffectOut]
+    kept_transfers: list[KeptTransferOut]
+    changed: bool = Field(description="False when the consent had been withdrawn before.")
+    request_id: uuid.UUID = Field(description="The request in your register of requests.")
+
+    @classmethod
+    def of_outcome(cls, outcome: WithdrawalOutcome) -> ConsentWithdrawalOut:
+        return cls.model_validate(
+            {
+                **ConsentOut.of(outcome.consent).model_dump(),
+                **RevocationOut.of(outcome.revocation).model_dump(),
+                "changed": outcome.changed,
+                "request_id": outcome.request.id,
+            }
+        )
+
+
 class RestrictionRequest(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
@@ -67,6 +93,7 @@ class RestrictionOut(BaseModel):
     id: uuid.UUID
     patient_id: uuid.UUID
     case_id: uuid.UUID | None
+    reason: RestrictionReason
     placed_at: AwareDatetime
     lifted_at: AwareDatetime | None
 
@@ -122,9 +149,10 @@ def withdraw_case_consent(
     session: SessionDep,
     now: NowDep,
     audit: AuditDep,
-) -> ConsentOut:
-    """Withdraw a consent with effect for the future: no new transfer may rely on it."""
-    consent = withdraw_consent(
+) -> ConsentWithdrawalOut:
+    """Withdraw a consent (GDPR Art. 7(3)) with effect for the future: no new transfer may rely
+    on it, and links issued on it that were not used yet stop working at once."""
+    outcome = withdraw_consent_and_revoke_links(
         session,
         patient_id=own_patient_id(user),
         case_id=case_id,
@@ -132,7 +160,7 @@ def withdraw_case_consent(
         now=now,
         audit=audit,
     )
-    return ConsentOut.of(consent)
+    return ConsentWithdrawalOut.of_outcome(outcome)
 
 
 @router.post("/admin/restrictions", status_code=status.HTTP_201_CREATED)
@@ -144,6 +172,15 @@ def place_processing_restriction(
         session, patient_id=body.patient_id, case_id=body.case_id, now=now, audit=audit
     )
     return RestrictionOut.of(restriction)
+
+
+@router.get("/admin/restrictions")
+def list_processing_restrictions(
+    _admin: AdminUser, session: SessionDep, now: NowDep, audit: AuditDep, live: bool = True
+) -> list[RestrictionOut]:
+    """Restrictions of processing, newest first: the live ones, or all with ``live=false``."""
+    restrictions = list_restrictions(session, patient_id=None, live_only=live, now=now, audit=audit)
+    return [RestrictionOut.of(restriction) for restriction in restrictions]
 
 
 @router.post("/admin/restrictions/{restriction_id}/lift")

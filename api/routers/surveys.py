@@ -83,7 +83,8 @@ class QaConsentWithdrawn(BaseModel):
 
 
 class QaObjectionOut(_Answer):
-    objected_at: datetime
+    objected_at: datetime  # the first objection's: objecting again keeps it
+    changed: bool  # False when you had objected before
 
 
 @router.get("/survey-questions")
@@ -138,7 +139,7 @@ def object_to_qa(
     user: PatientUser, session: SessionDep, now: NowDep, audit: AuditDep
 ) -> QaObjectionOut:
     """Object (GDPR Art. 21) to the use of your data for quality assurance."""
-    objection = object_to_qa_use(
+    objection, changed = object_to_qa_use(
         session=session, patient_id=own_patient_id(user), now=now, audit=audit
     )
-    return QaObjectionOut.model_validate(objection, from_attributes=True)
+    return QaObjectionOut(objected_at=objection.objected_at, changed=changed)

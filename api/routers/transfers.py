@@ -34,6 +34,9 @@ from vault.transfers.models import LegalBasis, Purpose, Transfer
 from vault.transfers.service import (
     MAX_DOCUMENTS,
     Disclosure,
+    KeptBecause,
+    Revocation,
+    TransferEffect,
     TransferRecord,
     create_transfer,
     disclosures_for_patient,
@@ -160,6 +163,45 @@ class DisclosureOut(BaseModel):
     @classmethod
     def of(cls, disclosure: Disclosure) -> DisclosureOut:
         return cls.model_validate(disclosure, from_attributes=True)
+
+
+class TransferEffectOut(BaseModel):
+    """A transfer that relied on a withdrawn consent or an objected basis, as its patient is
+    told: revoked now (its link stops working), or kept and why."""
+
+    transfer_id: uuid.UUID
+    case_id: uuid.UUID
+    partner: DisclosedPartnerOut
+    purpose: Purpose
+    legal_basis: LegalBasis
+
+
+class KeptTransferOut(TransferEffectOut):
+    why: KeptBecause = Field(
+        description="downloaded: the partner already has the documents; expired: the link "
+        "no longer works anyway."
+    )
+
+
+class RevocationOut(BaseModel):
+    revoked_transfers: list[TransferEffectOut]
+    kept_transfers: list[KeptTransferOut]
+
+    @classmethod
+    def of(cls, revocation: Revocation) -> RevocationOut:
+        return cls(
+            revoked_transfers=[_effect(effect) for effect in revocation.revoked],
+            kept_transfers=[
+                KeptTransferOut.model_validate(
+                    {**_effect(effect).model_dump(), "why": effect.kept_because}
+                )
+                for effect in revocation.kept
+            ],
+        )
+
+
+def _effect(effect: TransferEffect) -> TransferEffectOut:
+    return TransferEffectOut.model_validate(effect, from_attributes=True)
 
 
 def link_policy(settings: Settings) -> LinkPolicy:

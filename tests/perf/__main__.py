@@ -2,7 +2,9 @@
 
 Each measurement runs in its own process (tests/perf/measure.py) so its peak RSS is its own.
 Set MEDVAULT_BENCH_MIB to change the large file's size (default 1024), and
-MEDVAULT_BENCH_EXTRACT_CASES the number of cases of the extract benchmark (default 1,000,000).
+MEDVAULT_BENCH_EXTRACT_CASES the number of cases of the extract benchmark (default 1,000,000),
+MEDVAULT_BENCH_EXPORT_DOCUMENTS and MEDVAULT_BENCH_EXPORT_MIB the documents of the export
+benchmark (default 20 of 5 MiB).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.perf.api import api_benchmarks
+from tests.perf.exports import export_benchmarks
 from tests.perf.extracts import extract_benchmarks
 from tests.perf.files import write_large_png, write_text_pdf
 from tests.perf.retention import retention_benchmarks
@@ -160,6 +163,7 @@ def main() -> None:
     results["api"] = api_benchmarks(WORK / "api", medium)
     results["retention"] = retention_benchmarks(WORK / "retention")
     results["extracts"] = extract_benchmarks(WORK / "extracts")
+    results["exports"] = export_benchmarks(WORK / "exports")
     results["targets"] = {
         "vault_put_over_raw_put": round(results["vault_put_mbps"] / results["raw_put_mbps"], 2),
         "vault_put_at_least_0_6_raw": results["vault_put_mbps"] >= 0.6 * results["raw_put_mbps"],
@@ -167,6 +171,7 @@ def main() -> None:
         "peak_rss_below_150_mib": results["vault_roundtrip_peak_rss_mib"] < 150,
         "shred_linear_within_20_percent": results["retention"]["linear_within_20_percent"],
         **results["extracts"]["targets"],
+        **results["exports"]["targets"],
     }
     out = Path(os.environ.get("MEDVAULT_BENCH_OUT", ROOT / "bench-results.json"))
     out.write_text(json.dumps(results, indent=2) + "\n")

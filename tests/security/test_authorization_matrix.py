@@ -19,6 +19,8 @@ from tests.factories import PATIENT_EMAIL, PATIENT_NAME, png_bytes
 from vault.accounts.models import Role
 from vault.extracts.models import ExtractStatus
 from vault.extracts.service import build_extract
+from vault.subject_rights.exports import build_export
+from vault.subject_rights.models import ExportStatus
 
 CALLERS = ("patient_a", "patient_b", "coordinator", "analyst", "admin", "anonymous", "expired")
 EVERYONE = frozenset(CALLERS)
@@ -38,6 +40,8 @@ PUBLIC = {
     "get_survey_questions",
     "open_partner_link",
     "download_partner_document",
+    "download_subject_export",  # a signed link: tests/api/test_subject_exports.py
+    "get_subject_export_schema",  # the published format of exports: no one's data
 }
 
 # Who may reach patient A's objects through each operation. Everybody else must be refused.
@@ -87,11 +91,40 @@ ALLOWED: dict[str, frozenset[str]] = {
     "place_case_legal_hold": frozenset({"admin"}),
     "lift_case_legal_hold": frozenset({"admin"}),
     "preview_retention": frozenset({"admin"}),
+    # -- rights: requests, rectification, restriction, objection
+    # The patient's own register, profile and restrictions: B gets B's (SCOPED_LISTS).
+    "list_my_rights_requests": frozenset({"patient_a"}),
+    "read_my_profile": frozenset({"patient_a"}),
+    "list_my_restrictions": frozenset({"patient_a"}),
+    # These act on the caller's own record only: patient B changes nothing of A's.
+    "rectify_my_profile": frozenset({"patient_a", "patient_b"}),
+    "restrict_my_processing": frozenset({"patient_a", "patient_b"}),
+    "object_to_legitimate_interests_use": frozenset({"patient_a", "patient_b"}),
+    "list_rights_requests": frozenset({"admin"}),
+    "read_rights_request": frozenset({"admin"}),
+    "list_processing_restrictions": frozenset({"admin"}),
+    # -- rights: exports
+    # The patient's own exports: B lists B's (SCOPED_LISTS); a request is for the caller.
+    "request_my_export": frozenset({"patient_a", "patient_b"}),
+    "list_my_exports": frozenset({"patient_a"}),
+    "read_my_export": frozenset({"patient_a"}),
+    "link_my_export": frozenset({"patient_a"}),
+    # -- rights: erasure
+    # Acts on the caller's own record only (patient B erases B); runs last but for log_out.
+    "erase_my_data": frozenset({"patient_a", "patient_b"}),
+    "list_erasure_retained_parts": frozenset({"admin"}),
 }
 ANALYST_OPERATIONS = {operation for operation, who in ALLOWED.items() if "analyst" in who}
 
 # Lists answer 200 to any caller of the right role, scoped to what that caller may see.
-SCOPED_LISTS = {"list_visible_cases", "list_my_disclosures"}
+SCOPED_LISTS = {
+    "list_visible_cases",
+    "list_my_disclosures",
+    "list_my_rights_requests",
+    "read_my_profile",
+    "list_my_restrictions",
+    "list_my_exports",
+}
 DENIED = {401, 403, 404}
 
 
@@ -154,6 +187,9 @@ def build_world(api: ApiHarness) -> World:
             json={"patient_id": str(patient_a.patient_id), "case_id": case_a},
         )
     )["id"]
+    rights_request = _created(
+        api.client.patch("/me/profile", headers=patient_a.headers, json={"phone": "+49 30 765"})
+    )["request_id"]
     path_values = {
         "case_id": case_a,
         "document_id": document_a,
@@ -162,6 +198,8 @@ def build_world(api: ApiHarness) -> World:
         "partner_id": partner,
         "user_id": str(patient_a.id),
         "restriction_id": restriction,
+        "request_id": rights_request,
+        "export_id": _built_export(api, patient_a),
         "token": token,
         "extract_id": extract,
         "filename": "befund.png",
@@ -190,6 +228,9 @@ def build_world(api: ApiHarness) -> World:
         "give_case_consent": {"json": {"text_version": version}},
         "answer_case_survey": {"json": {"scores": {"information": 5}, "qa_consent": True}},
         "place_processing_restriction": {"json": {"patient_id": str(patient_a.patient_id)}},
+        "rectify_my_profile": {"json": {"phone": "+49 30 7654321"}},
+        "erase_my_data": {"json": {"confirm": True}},
+        "request_my_export": {"json": {"right": "access"}},
         "create_partner_record": {
             "json": {"kind": "insurer", "name": "Kasse", "contact_email": "k@kasse.example"}
         },
@@ -212,6 +253,8 @@ def build_world(api: ApiHarness) -> World:
         consent_a,
         transfer["transfer"]["id"],
         str(patient_a.patient_id),
+        rights_request,
+        path_values["export_id"],
     ]
     callers: dict[str, TestUser | None] = {
         "patient_a": patient_a,
@@ -249,6 +292,26 @@ def _built_extract(api: ApiHarness, analyst: TestUser) -> str:
     return extract_id
 
 
+def _built_export(api: ApiHarness, patient: TestUser) -> str:
+    """An access export the patient requested, built at once (the worker's job, in process)."""
+    requested = api.client.post("/me/exports", headers=patient.headers, json={"right": "access"})
+    assert requested.status_code == 202, requested.text
+    export_id: str = requested.json()["id"]
+    runtime = api.runtime
+    status = build_export(
+        sessions=runtime.sessions,
+        store=runtime.blob_store,
+        keys=runtime.key_store,
+        export_id=uuid.UUID(export_id),
+        retention_years=runtime.settings.retention_years,
+        export_retention=timedelta(days=runtime.settings.export_retention_days),
+        frame_size=runtime.frame_size,
+        now=api.clock(),
+    )
+    assert status is ExportStatus.READY
+    return export_id
+
+
 def _created(response: Any) -> Any:
     assert response.status_code in (200, 201), response.text
     return response.json()
@@ -261,8 +324,10 @@ def operations(api: ApiHarness) -> list[tuple[str, str, str]]:
         for path, methods in spec["paths"].items()
         for method, operation in methods.items()
     ]
-    # Signing out ends the caller's session: it goes last.
-    return sorted(found, key=lambda operation: operation[0] == "log_out")
+    # Signing out ends the caller's session: it goes last; erasing ends it too, and A's data.
+    return sorted(
+        found, key=lambda operation: (operation[0] == "log_out", operation[0] == "erase_my_data")
+    )
 
 
 def test_every_operation_is_classified(api: ApiHarness) -> None:

@@ -177,6 +177,36 @@ def disable_user_by_login(
     return disable_user(session, user_id=user.id, now=now, audit=audit)
 
 
+def close_patient_accounts(
+    session: Session, *, patient_id: uuid.UUID, now: datetime, audit: AuditContext, purpose: str
+) -> list[uuid.UUID]:
+    """Close for good the accounts of a patient whose data is being erased (Art. 17): each
+    is disabled, its tokens revoked, its password made unusable, its failed-login count
+    dropped, and its login digest replaced by a random value, so the address no longer leads
+    to it and may register anew. Flushes with a ``user.disable`` event each (``purpose``
+    names the right); the caller commits. Returns the user ids."""
+    users = session.exec(select(User).where(User.patient_id == patient_id)).all()
+    for user in users:
+        user.disabled_at = user.disabled_at or now
+        user.password_hash = UNUSABLE_PASSWORD
+        throttle.reset(session, key=throttle.account_key(user.login_digest))
+        # Random, and never an HMAC of any login: no address finds this account any more.
+        user.login_digest = new_token()[1]
+        session.add(user)
+        _revoke_where(session, col(AuthToken.user_id) == user.id, now=now)
+        append_event(
+            session,
+            context=audit,
+            action=AuditAction.USER_DISABLE,
+            now=now,
+            patient_id=patient_id,
+            user_id=user.id,
+            purpose=purpose,
+        )
+    session.flush()
+    return [user.id for user in users]
+
+
 # --- tokens ---
 
 

@@ -88,6 +88,18 @@ class AuditAction(enum.StrEnum):
     EXTRACT_BUILD = "extract.build"
     EXTRACT_DOWNLOAD = "extract.download"
     EXTRACT_SHRED = "extract.shred"
+    # data-subject rights (the right served travels in ``purpose``: access, erasure, ...)
+    RIGHTS_REQUEST = "rights.request"
+    RIGHTS_COMPLETE = "rights.complete"
+    RIGHTS_LIST = "rights.list"
+    PATIENT_RECTIFY = "patient.rectify"
+    INTERESTS_OBJECTION = "objection.legitimate_interests"
+    CASE_ERASE = "case.erase"
+    EXPORT_BUILD = "export.build"
+    EXPORT_LINK = "export.link"
+    EXPORT_DOWNLOAD = "export.download"
+    EXPORT_DELETE = "export.delete"
+    RESTRICTION_LIST = "restriction.list"
 
 
 class AuditEvent(SQLModel, table=True):

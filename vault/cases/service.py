@@ -10,6 +10,7 @@ refused attempt is recorded with outcome "denied".
 """
 
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from sqlmodel import Session, col, select
@@ -19,6 +20,7 @@ from vault.audit.models import AuditAction
 from vault.audit.service import AuditContext, append_event
 from vault.cases.models import Case, CaseOutcome, CaseStatus, LegalHoldReason
 from vault.clock import as_utc
+from vault.consents.models import Restriction
 from vault.crypto.fields import open_field, seal_field
 from vault.errors import CaseAlreadyCompleted, Gone, InvalidCaseUpdate, KeyDestroyed, NotFound
 from vault.keyring import translated_key_errors
@@ -176,6 +178,30 @@ def read_case(
     )
     session.commit()
     return case
+
+
+def restricted_since(*, session: Session, cases: Sequence[Case]) -> dict[uuid.UUID, datetime]:
+    """Since when processing of each case is restricted (Art. 18), by case id: the earliest
+    live restriction of its patient or of the case itself. Unrestricted cases are absent.
+
+    Coordinators see it beside each case: such a case may be stored, not forwarded.
+    """
+    patient_ids = {case.patient_id for case in cases}
+    live = session.exec(
+        select(Restriction).where(
+            col(Restriction.patient_id).in_(patient_ids), col(Restriction.lifted_at).is_(None)
+        )
+    ).all()
+    since: dict[uuid.UUID, datetime] = {}
+    for case in cases:
+        placed = [
+            as_utc(r.placed_at)
+            for r in live
+            if r.patient_id == case.patient_id and r.case_id in (None, case.id)
+        ]
+        if placed:
+            since[case.id] = min(placed)
+    return since
 
 
 def record_outcome(

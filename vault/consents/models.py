@@ -1,5 +1,6 @@
 """Consent and restriction tables. Both are ids and times only: no free text."""
 
+import enum
 import uuid
 from datetime import datetime
 
@@ -20,6 +21,14 @@ class Consent(SQLModel, table=True):
     withdrawn_at: datetime | None = None
 
 
+class RestrictionReason(enum.StrEnum):
+    """Who or what placed a restriction (lifting is always the privacy officer's)."""
+
+    PRIVACY_OFFICER = "privacy-officer"  # placed by the privacy officer
+    PATIENT_REQUEST = "patient-request"  # the patient asked for it (Art. 18(1))
+    ERASURE_RETAINED = "erasure-retained"  # the part of an erasure kept by a legal duty or hold
+
+
 class Restriction(SQLModel, table=True):
     """A restriction of processing (GDPR Art. 18): while live it blocks every new transfer of the
     patient's data, or of one case's data when ``case_id`` is set."""
@@ -31,3 +40,4 @@ class Restriction(SQLModel, table=True):
     case_id: uuid.UUID | None = Field(default=None, foreign_key="cases.id", index=True)
     placed_at: datetime
     lifted_at: datetime | None = None
+    reason: RestrictionReason = RestrictionReason.PRIVACY_OFFICER

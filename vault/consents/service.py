@@ -3,6 +3,9 @@
 A consent belongs to one patient and one of their cases. A live restriction (Art. 18) of the
 patient, or of the case, refuses every new transfer; transfers check both through
 ``assert_not_restricted`` and ``live_consent``.
+
+``mark_consent_withdrawn`` and ``add_restriction`` only flush: the data-subject rights verbs
+(``vault.subject_rights``) put them in one transaction with their request and its effects.
 """
 
 import uuid
@@ -14,7 +17,7 @@ from sqlmodel import Session, col, or_, select
 from vault.audit.models import AuditAction
 from vault.audit.service import AuditContext, append_event
 from vault.cases.service import case_in_scope, get_case, get_live_case
-from vault.consents.models import Consent, Restriction
+from vault.consents.models import Consent, Restriction, RestrictionReason
 from vault.consents.texts import CONSENT_TEXTS
 from vault.errors import (
     ConsentWithdrawn,
@@ -70,11 +73,42 @@ def withdraw_consent(
     audit: AuditContext,
 ) -> Consent:
     """Withdraw a consent with effect for the future. Withdrawing twice changes nothing."""
+    consent, _ = mark_consent_withdrawn(
+        session,
+        patient_id=patient_id,
+        case_id=case_id,
+        consent_id=consent_id,
+        now=now,
+        audit=audit,
+    )
+    session.commit()
+    return consent
+
+
+def own_consent(
+    session: Session, *, patient_id: uuid.UUID, case_id: uuid.UUID, consent_id: uuid.UUID
+) -> Consent:
+    """A consent of this patient for this case; any other is NotFound (no oracle)."""
     consent = session.get(Consent, consent_id)
     if consent is None or consent.patient_id != patient_id or consent.case_id != case_id:
         raise NotFound("no such consent")
+    return consent
+
+
+def mark_consent_withdrawn(
+    session: Session,
+    *,
+    patient_id: uuid.UUID,
+    case_id: uuid.UUID,
+    consent_id: uuid.UUID,
+    now: datetime,
+    audit: AuditContext,
+) -> tuple[Consent, bool]:
+    """Withdraw a consent and append its event (flushes; the caller commits); whether it
+    changed (False when it was withdrawn already: the first withdrawal stands)."""
+    consent = own_consent(session, patient_id=patient_id, case_id=case_id, consent_id=consent_id)
     if consent.withdrawn_at is not None:
-        return consent
+        return consent, False
     consent.withdrawn_at = now
     session.add(consent)
     append_event(
@@ -85,8 +119,8 @@ def withdraw_consent(
         patient_id=patient_id,
         case_id=case_id,
     )
-    session.commit()
-    return consent
+    session.flush()
+    return consent, True
 
 
 def list_consents(
@@ -149,10 +183,35 @@ def place_restriction(
     audit: AuditContext,
 ) -> Restriction:
     """Restrict processing of a patient's data (of one case when ``case_id`` is given)."""
+    restriction = add_restriction(
+        session,
+        patient_id=patient_id,
+        case_id=case_id,
+        reason=RestrictionReason.PRIVACY_OFFICER,
+        now=now,
+        audit=audit,
+    )
+    session.commit()
+    return restriction
+
+
+def add_restriction(
+    session: Session,
+    *,
+    patient_id: uuid.UUID,
+    case_id: uuid.UUID | None,
+    reason: RestrictionReason,
+    now: datetime,
+    audit: AuditContext,
+    purpose: str | None = None,
+) -> Restriction:
+    """Add a restriction and its event (flushes; the caller commits); a data-subject request
+    names its right as the event's ``purpose``. The patient must exist, and a ``case_id`` be a
+    live case of theirs (NotFound)."""
     get_patient(session=session, patient_id=patient_id)
     if case_id is not None:
         _own_case(session, patient_id=patient_id, case_id=case_id)
-    restriction = Restriction(patient_id=patient_id, case_id=case_id, placed_at=now)
+    restriction = Restriction(patient_id=patient_id, case_id=case_id, placed_at=now, reason=reason)
     session.add(restriction)
     append_event(
         session,
@@ -161,9 +220,37 @@ def place_restriction(
         now=now,
         patient_id=patient_id,
         case_id=case_id,
+        purpose=purpose,
+    )
+    session.flush()
+    return restriction
+
+
+def list_restrictions(
+    session: Session,
+    *,
+    patient_id: uuid.UUID | None,
+    live_only: bool,
+    now: datetime,
+    audit: AuditContext,
+) -> Sequence[Restriction]:
+    """Restrictions newest first: one patient's (``patient_id``) or everyone's (the privacy
+    officer); ``live_only`` leaves out lifted ones. Commits its audit event."""
+    statement = select(Restriction).order_by(col(Restriction.placed_at).desc(), col(Restriction.id))
+    if patient_id is not None:
+        statement = statement.where(Restriction.patient_id == patient_id)
+    if live_only:
+        statement = statement.where(col(Restriction.lifted_at).is_(None))
+    restrictions = session.exec(statement).all()
+    append_event(
+        session,
+        context=audit,
+        action=AuditAction.RESTRICTION_LIST,
+        now=now,
+        patient_id=patient_id,
     )
     session.commit()
-    return restriction
+    return restrictions
 
 
 def lift_restriction(

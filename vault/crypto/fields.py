@@ -32,10 +32,24 @@ def open_field(key: bytes, sealed: Buffer, *, context: bytes) -> bytes:
 
     Raises DecryptionFailed if the key or context differ, or any byte was changed.
     """
-    aead = AesGcm256(key)  # a key of the wrong length is a programming error: ValueError
-    view = memoryview(sealed).cast("B")
-    if len(view) < _OVERHEAD or view[0] != FIELD_VERSION:
-        raise DecryptionFailed() from None
-    return aead.decrypt(
-        view[1 : 1 + GCM_NONCE_SIZE], view[1 + GCM_NONCE_SIZE :], _VERSION_BYTE + context
-    )
+    return FieldOpener(key).open(sealed, context=context)
+
+
+class FieldOpener:
+    """``open_field`` for several values under one key, with the cipher set up once."""
+
+    __slots__ = ("_aead",)
+
+    def __init__(self, key: bytes) -> None:
+        self._aead = AesGcm256(key)  # a key of the wrong length is a programming error
+
+    def open(self, sealed: Buffer, *, context: bytes) -> bytes:
+        view = memoryview(sealed).cast("B")
+        if len(view) < _OVERHEAD or view[0] != FIELD_VERSION:
+            raise DecryptionFailed() from None
+        return self._aead.decrypt(
+            view[1 : 1 + GCM_NONCE_SIZE], view[1 + GCM_NONCE_SIZE :], _VERSION_BYTE + context
+        )
+
+    def __repr__(self) -> str:
+        return "FieldOpener(<key redacted>)"

@@ -20,7 +20,8 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col
 
-from keys.store import KeyStore
+from keys.models import KeyKind, KeyRecord
+from keys.store import KeyStore, WrappedKey, live_key_condition
 from vault.cases.models import Case, CaseOutcome, CaseStatus
 from vault.cases.service import _outcome_context
 from vault.consents.models import Restriction
@@ -28,7 +29,7 @@ from vault.crypto.fields import open_field
 from vault.keyring import translated_key_errors
 from vault.partners.models import Partner
 from vault.patients.models import Patient, Sex
-from vault.patients.service import unsafe_open_patient_field
+from vault.patients.service import unsafe_patient_field_opener
 from vault.surveys.models import QaObjection, Survey
 from vault.transfers.models import Transfer
 
@@ -131,7 +132,9 @@ def _eligible(
 
 
 def _eligible_cases(start: datetime, end: datetime) -> sa.Select[*tuple[Any, ...]]:
-    """The eligible cases with every column a ``SourceRow`` is decoded from."""
+    """The eligible cases with every column a ``SourceRow`` is decoded from, and their case
+    and patient keys as stored (NULL once destroyed), so that no second query reads them."""
+    case_key, patient_key = aliased(KeyRecord), aliased(KeyRecord)
     columns = sa.select(
         col(Case.id),
         col(Case.status),
@@ -144,8 +147,23 @@ def _eligible_cases(start: datetime, end: datetime) -> sa.Select[*tuple[Any, ...
         col(Patient.country_sealed),
         col(Survey.scores),
         col(Survey.qa_consent),
+        col(case_key.root_key_id),
+        col(case_key.wrapped),
+        col(patient_key.root_key_id),
+        col(patient_key.wrapped),
     )
-    return _eligible(start, end, columns).outerjoin(Survey, col(Survey.case_id) == col(Case.id))
+    return (
+        _eligible(start, end, columns)
+        .outerjoin(Survey, col(Survey.case_id) == col(Case.id))
+        .outerjoin(
+            case_key,
+            sa.and_(col(case_key.id) == col(Case.key_id), live_key_condition(case_key)),
+        )
+        .outerjoin(
+            patient_key,
+            sa.and_(col(patient_key.id) == col(Patient.key_id), live_key_condition(patient_key)),
+        )
+    )
 
 
 def still_eligible(
@@ -192,21 +210,32 @@ def source_batches(
             case_ids = [record[0] for record in records]
             after = case_ids[-1]
             partners = _partner_kinds(session, case_ids)
-            with translated_key_errors():
-                materials = keys.unsafe_key_materials(
-                    session, {r[2] for r in records} | {r[5] for r in records}
-                )
             session.rollback()  # read only: release the transaction before the work below
         rows = []
+        readable = []
         for record in records:
             if record[1] is not CaseStatus.COMPLETED:
                 continue  # shredded since its completion
-            row = _row(record, materials, partners)
-            if row is None:
-                stats.unreadable += 1
+            if record[3] is None or record[12] is None or record[14] is None:
+                stats.unreadable += 1  # its outcome or a key is gone: nothing left to extract
             else:
-                rows.append(row)
+                readable.append(record)
+        with translated_key_errors():
+            materials = keys.unsafe_unwrap_keys(
+                [wrapped for record in readable for wrapped in _stored_keys(record)]
+            )
+        for index, record in enumerate(readable):
+            case_key, patient_key = materials[2 * index], materials[2 * index + 1]
+            rows.append(_row(record, case_key, patient_key, partners))
         yield rows
+
+
+def _stored_keys(record: sa.Row[*tuple[Any, ...]]) -> tuple[WrappedKey, WrappedKey]:
+    """The case key and the patient key of a source record, as the query read them."""
+    return (
+        WrappedKey(record[2], KeyKind.CASE, record[11], record[12]),
+        WrappedKey(record[5], KeyKind.PATIENT, record[13], record[14]),
+    )
 
 
 def _partner_kinds(
@@ -230,28 +259,19 @@ def _partner_kinds(
 
 def _row(
     record: sa.Row[*tuple[Any, ...]],
-    materials: dict[uuid.UUID, bytes],
+    case_key: bytes,
+    patient_key: bytes,
     partners: dict[uuid.UUID, tuple[str, ...]],
-) -> SourceRow | None:
-    (case_id, _status, case_key_id, outcome_sealed, patient_id, patient_key_id, birth_sealed,
-     sex_sealed, country_sealed, scores, qa_consent) = record  # fmt: skip
-    case_key = materials.get(case_key_id)
-    patient_key = materials.get(patient_key_id)
-    if case_key is None or patient_key is None or outcome_sealed is None:
-        return None  # shredded or erased since the query: nothing left to extract
+) -> SourceRow:
+    (case_id, _status, _case_key_id, outcome_sealed, patient_id, _patient_key_id, birth_sealed,
+     sex_sealed, country_sealed, scores, qa_consent) = record[:11]  # fmt: skip
     outcome = CaseOutcome.model_validate_json(
         open_field(case_key, outcome_sealed, context=_outcome_context(case_id))
     )
+    opener = unsafe_patient_field_opener(patient_key, patient_id=patient_id)
 
     def patient_field(field: str, sealed: bytes | None) -> str | None:
-        if sealed is None:
-            return None
-        return unsafe_open_patient_field(
-            patient_key,
-            patient_id=patient_id,
-            field=field,
-            sealed=sealed,
-        )
+        return None if sealed is None else opener(field, sealed)
 
     birth_date = date.fromisoformat(patient_field("birth_date", birth_sealed) or "")
     return SourceRow(

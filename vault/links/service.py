@@ -7,10 +7,12 @@ bits) known only by its argon2id hash; the code travels by another channel than 
 Opening never uses a download, so a link-preview bot or virus scanner that fetches the page
 changes nothing. A download checks, in this order: the token is known (else NotFound), the
 transfer is not revoked, the link is not locked, not expired (gone from ``expires_at`` on), not
-used up, the document is still there (else Gone), and then the code. A wrong code is counted
-and committed with its event before AccessCodeWrong is raised; the link locks at its limit. A
-right code counts the download, records it with its event and commits, and only then is the
-stream handed back: if the event cannot be written, nothing is streamed (fail closed).
+used up, the document is still there (else Gone), processing of the patient's data or of the
+case is not restricted (Art. 18: ProcessingRestricted while it lasts; the link works again once
+the privacy officer lifts it), and then the code; opening checks all but the code. A wrong code
+is counted and committed with its event before AccessCodeWrong is raised; the link locks at its
+limit. A right code counts the download, records it with its event and commits, and only then
+is the stream handed back: if the event cannot be written, nothing is streamed (fail closed).
 """
 
 import hashlib
@@ -31,6 +33,7 @@ from vault.accounts.passwords import hash_secret, verify_password
 from vault.audit.models import ActorKind, AuditAction
 from vault.audit.service import AuditContext, append_event
 from vault.cases.service import get_case, get_live_case
+from vault.consents.service import assert_not_restricted
 from vault.documents.models import Document, DocumentKind
 from vault.documents.service import DocumentStream, read_document
 from vault.errors import (
@@ -42,6 +45,7 @@ from vault.errors import (
     LinkRevoked,
     LinkUsedUp,
     NotFound,
+    ProcessingRestricted,
 )
 from vault.links.models import Link, LinkDownload
 from vault.partners.models import Partner, PartnerKind
@@ -175,7 +179,8 @@ def open_link(session: Session, *, token: str, now: datetime, audit: AuditContex
     try:
         _check_usable(found.link, found.transfer, now)
         documents = _sent_documents(session, found.transfer)
-    except Gone:
+        assert_not_restricted(session, patient_id=found.patient_id, case_id=found.transfer.case_id)
+    except (Gone, ProcessingRestricted):
         _record_refusal(session, found, now=now)
         raise
     partner = session.get(Partner, found.transfer.partner_id)
@@ -219,7 +224,8 @@ def download_from_link(
             if session.get(TransferDocument, key) is None:
                 raise NotFound("no such document in this link")
             raise Gone("this document was deleted for good")
-    except Gone:
+        assert_not_restricted(session, patient_id=found.patient_id, case_id=found.transfer.case_id)
+    except (Gone, ProcessingRestricted):
         _record_refusal(session, found, now=now)
         raise
     code_hash = found.link.code_hash

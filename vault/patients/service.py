@@ -1,13 +1,16 @@
-"""Patient verbs: register with sealed identity fields, read them back (unsafe_), look up."""
+"""Patient verbs: register with sealed identity fields, read them back (unsafe_), look up,
+re-seal corrected fields (rectification, Art. 16)."""
 
+import enum
 import uuid
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 
 from sqlmodel import Session
 
 from keys.store import KeyStore
-from vault.crypto.fields import open_field, seal_field
+from vault.crypto.fields import FieldOpener, seal_field
 from vault.errors import KeyDestroyed, NotFound
 from vault.keyring import translated_key_errors
 from vault.patients.models import Patient, Sex
@@ -28,20 +31,41 @@ class PatientIdentity:
         return "PatientIdentity(<redacted>)"
 
 
-def _context(patient_id: uuid.UUID, field: str) -> bytes:
+class PatientField(enum.StrEnum):
+    """A sealed identity field of the patient row (the column is ``<value>_sealed``)."""
+
+    NAME = "name"
+    BIRTH_DATE = "birth_date"  # ISO 8601 date
+    EMAIL = "email"
+    PHONE = "phone"  # optional
+    SEX = "sex"  # a Sex value
+    COUNTRY = "country"  # optional, ISO 3166-1 alpha-2
+
+    @property
+    def optional(self) -> bool:
+        return self in (PatientField.PHONE, PatientField.COUNTRY)
+
+
+def _context(patient_id: uuid.UUID | str, field: str) -> bytes:
     # Binding each sealed value to its row and column stops values being swapped between them.
     return f"patient:{patient_id}:{field}".encode()
 
 
-def unsafe_open_patient_field(
-    key: bytes, *, patient_id: uuid.UUID, field: str, sealed: bytes
-) -> str:
-    """One sealed field of a patient row, opened with their already unwrapped key.
+def unsafe_patient_field_opener(
+    key: bytes, *, patient_id: uuid.UUID
+) -> Callable[[str, bytes], str]:
+    """Opens the sealed fields of one patient row with their already unwrapped key:
+    ``opener(field, sealed)``; one cipher and one formatted id for all of the row's fields.
 
     For bulk readers (QA extracts) that unwrap keys in batches instead of one per patient.
-    Raises DecryptionFailed if the value does not belong to that row and column.
+    Raises DecryptionFailed if a value does not belong to that row and column.
     """
-    return open_field(key, sealed, context=_context(patient_id, field)).decode()
+    cipher, row = FieldOpener(key), str(patient_id)
+
+    def opener(field: str, sealed: bytes) -> str:
+        return cipher.open(sealed, context=_context(row, field)).decode()
+
+    return opener
 
 
 def register_patient(
@@ -72,6 +96,31 @@ def register_patient(
     return patient
 
 
+def reseal_patient_fields(
+    *,
+    session: Session,
+    keys: KeyStore,
+    patient: Patient,
+    values: Mapping[PatientField, str | None],
+) -> None:
+    """Replace identity fields with new values sealed under the patient key (flushes; the
+    caller commits). The old ciphertext is overwritten in its row, not kept beside it; None
+    clears an optional field. KeyDestroyed once the patient was erased."""
+    if patient.erased_at is not None:
+        raise KeyDestroyed("this patient's data was erased")
+    if any(value is None and not field.optional for field, value in values.items()):
+        raise ValueError("only the optional fields can be cleared")
+    with translated_key_errors():
+        key = keys.unsafe_key_material(session, patient.key_id)
+    for field, value in values.items():
+        sealed = None
+        if value is not None:
+            sealed = seal_field(key, value.encode(), context=_context(patient.id, field))
+        setattr(patient, f"{field.value}_sealed", sealed)
+    session.add(patient)
+    session.flush()
+
+
 def get_patient(*, session: Session, patient_id: uuid.UUID) -> Patient:
     patient = session.get(Patient, patient_id)
     if patient is None:
@@ -88,8 +137,7 @@ def unsafe_patient_identity(
     with translated_key_errors():
         key = keys.unsafe_key_material(session, patient.key_id)
 
-    def unseal(field: str, sealed: bytes) -> str:
-        return unsafe_open_patient_field(key, patient_id=patient.id, field=field, sealed=sealed)
+    unseal = unsafe_patient_field_opener(key, patient_id=patient.id)
 
     return PatientIdentity(
         name=unseal("name", patient.name_sealed),

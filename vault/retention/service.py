@@ -19,6 +19,14 @@ Shredding one case is crash-safe and idempotent, in three steps:
 A kill at any point leaves a case untouched (before 1), or marked and unreadable with
 objects possibly gone but its key alive (1-3, finished by the next run), or fully shredded.
 
+The same three steps erase the cases of an erasure request (Art. 17,
+``vault.subject_rights.erasure``): the request marks them SHREDDING and records them
+(``ErasedCase``) in one transaction, then finishes them here. A shred the request could not
+finish (a crash, the store down) is finished by the next run like any other, recorded as
+``case.erase`` with its keys destroyed for reason "erasure"; the run then closes each erasure
+request whose erased cases are all shredded, and erases now the open cases an erasure kept
+under a legal hold that has since been lifted.
+
 After the shreds, each retention epoch whose month is over loses its root key
 (``KeyStore.destroy_epoch``) once no live key is left under it; held cases and cases not due
 (retention_years raised since completion) are first moved under the active root key.
@@ -27,7 +35,7 @@ After the shreds, each retention epoch whose month is over loses its root key
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -35,6 +43,7 @@ from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.engine import CursorResult
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from keys.models import KeyRecord, RootKeyPurpose, RootKeyRecord, RootKeyState
@@ -51,6 +60,12 @@ from vault.errors import InvalidCaseUpdate, NotFound, RetentionHold
 from vault.keyring import translated_key_errors
 from vault.patients.models import Patient
 from vault.storage.interfaces import BlobStore
+from vault.subject_rights.erased import (
+    ERASURE_REASON,
+    close_finished_erasures,
+    released_parts,
+)
+from vault.subject_rights.models import ErasedCase, Right
 
 NEXT_DUE_LIMIT = 10
 BATCH_SIZE = 500
@@ -221,40 +236,73 @@ def shred_case(
         due_at = retention_due_at(_completed_at(case), years=retention_years)
         if case.status is not CaseStatus.COMPLETED or due_at > now:
             raise InvalidCaseUpdate("this case's retention period is not over")
-        _mark_shredding(session, [case_id])
-    finished = _finish_shred(session=session, store=store, keys=keys, case_id=case_id, now=now)
+        mark_shredding(session, [case_id])
+        session.commit()
+    finished = finish_shred(session=session, store=store, keys=keys, case_id=case_id, now=now)
     return finished is not None
 
 
-def _mark_shredding(session: Session, case_ids: Sequence[uuid.UUID]) -> None:
-    """Record the intent for cases still completed and unheld (a hold placed meanwhile wins)."""
-    session.execute(
-        sa.update(Case)
-        .where(
-            col(Case.id).in_(case_ids),
-            col(Case.status) == CaseStatus.COMPLETED,
-            col(Case.legal_hold_at).is_(None),
-        )
-        .values(status=CaseStatus.SHREDDING)
-        .execution_options(synchronize_session=False)
+def mark_shredding(
+    session: Session,
+    case_ids: Sequence[uuid.UUID],
+    *,
+    statuses: Collection[CaseStatus] = (CaseStatus.COMPLETED,),
+) -> int:
+    """Step 1, the intent, for those of ``case_ids`` still in one of ``statuses`` and unheld
+    (a hold placed meanwhile wins); how many were marked. Flushes: the caller commits, and
+    only that commit makes the intent durable. An erasure also marks open cases."""
+    if not case_ids:
+        return 0
+    result = cast(
+        "CursorResult[Any]",
+        session.execute(
+            sa.update(Case)
+            .where(
+                col(Case.id).in_(case_ids),
+                col(Case.status).in_(list(statuses)),
+                col(Case.legal_hold_at).is_(None),
+            )
+            .values(status=CaseStatus.SHREDDING)
+            .execution_options(synchronize_session=False)
+        ),
     )
-    session.commit()
+    return int(result.rowcount)
 
 
 @dataclass(frozen=True)
-class _Finished:
+class Finished:
     patient_erased: bool
 
 
-def _finish_shred(
-    *, session: Session, store: BlobStore, keys: KeyStore, case_id: uuid.UUID, now: datetime
-) -> _Finished | None:
-    """Steps 2 and 3 for a case marked SHREDDING; None if it is not (any more)."""
-    case = session.get(Case, case_id, populate_existing=True)
-    if case is None or case.status is not CaseStatus.SHREDDING:
+def finish_shred(
+    *,
+    session: Session,
+    store: BlobStore,
+    keys: KeyStore,
+    case_id: uuid.UUID,
+    now: datetime,
+    audit: AuditContext = AuditContext.SYSTEM,
+) -> Finished | None:
+    """Steps 2 and 3 for a case marked SHREDDING; None if it is not (any more).
+
+    Commits. A case an erasure request erased (``ErasedCase``) is recorded as ``case.erase``
+    and its keys (and the patient key with the last case) go for reason "erasure". ``audit``
+    acts (the system for the retention run, the patient for their own erasure).
+    """
+    # One read tells the case's state and whether an erasure request erased it.
+    found = session.exec(
+        select(Case, col(ErasedCase.request_id))
+        .outerjoin(ErasedCase, col(ErasedCase.case_id) == col(Case.id))
+        .where(col(Case.id) == case_id)
+        .execution_options(populate_existing=True)
+    ).first()
+    if found is None or found[0].status is not CaseStatus.SHREDDING:
         session.rollback()
         return None
+    case, erasure_request_id = found
     key_id, patient_id = case.key_id, case.patient_id
+    erased = erasure_request_id is not None
+    reason = ERASURE_REASON if erased else RETENTION_REASON
     object_keys = set(
         session.exec(select(col(Document.object_key)).where(col(Document.case_id) == case_id))
     )
@@ -275,7 +323,7 @@ def _finish_shred(
         session.rollback()  # another run finished it meanwhile
         return None
     with translated_key_errors():
-        keys.destroy(session, key_id, reason=RETENTION_REASON, now=now)
+        keys.destroy(session, key_id, reason=reason, now=now)
     session.execute(
         sa.update(Document)
         .where(col(Document.case_id) == case_id)
@@ -284,21 +332,34 @@ def _finish_shred(
     )
     append_event(
         session,
-        context=AuditContext.SYSTEM,
-        action=AuditAction.CASE_SHRED,
+        context=audit,
+        action=AuditAction.CASE_ERASE if erased else AuditAction.CASE_SHRED,
         now=now,
         patient_id=patient_id,
         case_id=case_id,
+        purpose=Right.ERASURE.value if erased else None,
     )
-    erased = _erase_patient_if_no_case_left(session, keys, patient_id, now=now)
+    patient_erased = erase_patient_if_no_case_left(
+        session, keys, patient_id, now=now, reason=reason, audit=audit
+    )
     session.commit()
-    return _Finished(patient_erased=erased)
+    return Finished(patient_erased=patient_erased)
 
 
-def _erase_patient_if_no_case_left(
-    session: Session, keys: KeyStore, patient_id: uuid.UUID, *, now: datetime
+def erase_patient_if_no_case_left(
+    session: Session,
+    keys: KeyStore,
+    patient_id: uuid.UUID,
+    *,
+    now: datetime,
+    reason: str = RETENTION_REASON,
+    audit: AuditContext = AuditContext.SYSTEM,
 ) -> bool:
-    """Destroy the patient key of a patient whose every case is shredded (flushes only)."""
+    """Destroy the patient key of a patient whose every case is shredded (flushes only).
+
+    The sealed identity columns are emptied too: a database copy taken after this holds no
+    ciphertext of them either (one taken before needs the patient key: see ``keys.store``).
+    """
     patient = session.get(Patient, patient_id, populate_existing=True)
     if patient is None or patient.erased_at is not None:
         return False
@@ -310,15 +371,18 @@ def _erase_patient_if_no_case_left(
     if unshredded is not None:
         return False
     with translated_key_errors():
-        keys.destroy(session, patient.key_id, reason=RETENTION_REASON, now=now)
+        keys.destroy(session, patient.key_id, reason=reason, now=now)
     patient.erased_at = now
+    patient.name_sealed = patient.birth_date_sealed = patient.email_sealed = b""
+    patient.phone_sealed = patient.sex_sealed = patient.country_sealed = None
     session.add(patient)
     append_event(
         session,
-        context=AuditContext.SYSTEM,
+        context=audit,
         action=AuditAction.PATIENT_ERASE,
         now=now,
         patient_id=patient_id,
+        purpose=Right.ERASURE.value if reason == ERASURE_REASON else None,
     )
     return True
 
@@ -338,7 +402,7 @@ def _erase_leftover_patients(session: Session, keys: KeyStore, *, now: datetime)
     )
     erased = 0
     for patient_id in candidates:
-        erased += _erase_patient_if_no_case_left(session, keys, patient_id, now=now)
+        erased += erase_patient_if_no_case_left(session, keys, patient_id, now=now)
         session.commit()
     return erased
 
@@ -431,11 +495,15 @@ def run_retention(
     next_due_limit: int = NEXT_DUE_LIMIT,
     batch_size: int = BATCH_SIZE,
 ) -> RetentionReport:
-    """Shred every due case, finish interrupted shreds, erase patients left with no case,
-    destroy past epochs' root keys; with ``dry_run`` only report (a ``retention.preview``
-    event is the one thing written). Commits as it goes; safe to run again at any point."""
+    """Shred every due case, finish interrupted shreds (and erasures), erase what erasures
+    kept only for a legal hold since lifted, erase patients left with no case, close erasure
+    requests, destroy past epochs' root keys; with ``dry_run`` only report (a
+    ``retention.preview`` event is the one thing written). Commits as it goes; safe to run
+    again at any point."""
     unfinished = unfinished_shreds(session)
+    released = released_parts(session)
     due = due_cases(session, now=now, retention_years=retention_years)
+    due += [case_id for _, case_id in released]
     held = held_cases(session, now=now, retention_years=retention_years)
     upcoming = next_due(session, now=now, retention_years=retention_years, limit=next_due_limit)
     if dry_run:
@@ -447,14 +515,19 @@ def run_retention(
         )
     session.commit()
     for batch in _batches(due, batch_size):
-        _mark_shredding(session, batch)
+        mark_shredding(session, batch)
+        session.commit()
+    for request_id, case_id in released:
+        _mark_released(session, request_id=request_id, case_id=case_id)
     shredded, erased = [], 0
     for case_id in unfinished + due:
-        finished = _finish_shred(session=session, store=store, keys=keys, case_id=case_id, now=now)
+        finished = finish_shred(session=session, store=store, keys=keys, case_id=case_id, now=now)
         if finished is not None:
             shredded.append(case_id)
             erased += finished.patient_erased
     erased += _erase_leftover_patients(session, keys, now=now)
+    close_finished_erasures(session, now=now)
+    session.commit()
     epochs = _destroy_past_epochs(session, keys, now=now, retention_years=retention_years)
     return RetentionReport(
         dry_run=False,
@@ -465,6 +538,21 @@ def run_retention(
         patients_erased=erased,
         epochs_destroyed=tuple(epochs),
     )
+
+
+def _mark_released(session: Session, *, request_id: uuid.UUID, case_id: uuid.UUID) -> None:
+    """The intent to erase an open case an erasure kept for a hold that was lifted; a hold
+    placed again meanwhile wins (nothing is written)."""
+    try:
+        session.add(ErasedCase(case_id=case_id, request_id=request_id))
+        session.flush()
+    except IntegrityError:  # another run recorded it first
+        session.rollback()
+        return
+    if mark_shredding(session, [case_id], statuses=(CaseStatus.OPEN,)) == 1:
+        session.commit()
+    else:
+        session.rollback()
 
 
 def _batches(items: Sequence[uuid.UUID], size: int) -> Iterable[Sequence[uuid.UUID]]:

@@ -1,7 +1,9 @@
 """Survey verbs: answer for a completed case, withdraw QA consent, object to QA use.
 
 Each verb appends its audit event (ids only) and commits with it. A patient acts only on their
-own cases: another patient's case answers NotFound, like an unknown one.
+own cases: another patient's case answers NotFound, like an unknown one. Withdrawing QA consent
+(Art. 7(3)) and objecting to QA use (Art. 21) are data-subject requests: each is registered
+(``vault.subject_rights.requests``) and closed in the same transaction.
 """
 
 import uuid
@@ -15,10 +17,12 @@ from keys.store import KeyStore
 from vault.audit.models import AuditAction
 from vault.audit.service import AuditContext, append_event
 from vault.cases.models import CaseStatus
-from vault.cases.service import case_in_scope
-from vault.crypto.fields import seal_field
+from vault.cases.service import case_in_scope, get_live_case
+from vault.crypto.fields import open_field, seal_field
 from vault.errors import CaseNotCompleted, Gone, InvalidSurvey, SurveyAlreadyAnswered
 from vault.keyring import translated_key_errors
+from vault.subject_rights.models import RequestStatus, Right
+from vault.subject_rights.requests import close_request, open_request
 from vault.surveys.models import QaObjection, Survey
 from vault.surveys.questions import CURRENT, MAX_SCORE, MIN_SCORE, Questionnaire
 
@@ -87,10 +91,27 @@ def answer_survey(
     return survey
 
 
+def unsafe_survey_free_text(*, session: Session, keys: KeyStore, survey: Survey) -> str | None:
+    """The survey's comment, unsealed (free text: never log it); None if none was written.
+
+    For the patient's own export (Art. 15). Raises Gone once the case is shredded.
+    """
+    if survey.free_text_sealed is None:
+        return None
+    case = get_live_case(session=session, case_id=survey.case_id)
+    with translated_key_errors():
+        case_key = keys.unsafe_key_material(session, case.key_id)
+    opened = open_field(case_key, survey.free_text_sealed, context=_free_text_context(survey.id))
+    return opened.decode()
+
+
 def withdraw_qa_consent(
     *, session: Session, patient_id: uuid.UUID, now: datetime, audit: AuditContext
 ) -> int:
     """Withdraw QA consent on every survey of the patient; how many changed. Commits."""
+    request = open_request(
+        session, patient_id=patient_id, right=Right.CONSENT_WITHDRAWAL, now=now, audit=audit
+    )
     changed = session.execute(
         sa.update(Survey)
         .where(
@@ -107,24 +128,37 @@ def withdraw_qa_consent(
         action=AuditAction.QA_CONSENT_WITHDRAW,
         now=now,
         patient_id=patient_id,
+        purpose=Right.CONSENT_WITHDRAWAL.value,
     )
+    close_request(session, request, status=RequestStatus.COMPLETED, now=now, audit=audit)
     session.commit()
     return int(getattr(changed, "rowcount", 0))
 
 
 def object_to_qa_use(
     *, session: Session, patient_id: uuid.UUID, now: datetime, audit: AuditContext
-) -> QaObjection:
-    """Record the patient's objection (Art. 21) to QA use; objecting again keeps the first."""
+) -> tuple[QaObjection, bool]:
+    """Record the patient's objection (Art. 21) to QA use, and whether it is new: objecting
+    again keeps the first. Commits."""
+    request = open_request(
+        session, patient_id=patient_id, right=Right.OBJECTION, now=now, audit=audit
+    )
     objection = session.get(QaObjection, patient_id)
+    changed = objection is None
     if objection is None:
         objection = QaObjection(patient_id=patient_id, objected_at=now)
         session.add(objection)
     append_event(
-        session, context=audit, action=AuditAction.QA_OBJECTION, now=now, patient_id=patient_id
+        session,
+        context=audit,
+        action=AuditAction.QA_OBJECTION,
+        now=now,
+        patient_id=patient_id,
+        purpose=Right.OBJECTION.value,
     )
+    close_request(session, request, status=RequestStatus.COMPLETED, now=now, audit=audit)
     session.commit()
-    return objection
+    return objection, changed
 
 
 def _check_scores(scores: Mapping[str, int], questionnaire: Questionnaire) -> None:

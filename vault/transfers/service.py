@@ -3,17 +3,23 @@ and tell a patient every disclosure of their data.
 
 ``create_transfer`` checks everything before it writes anything: the case is live, every
 document belongs to it and still exists (else NotFound: no oracle), the partner exists and is
-enabled, no restriction (Art. 18) of the patient or the case is live, and a basis of consent
-points to a live consent of that patient for that case. A transfer refused on legal grounds
-stores nothing but its ``transfer.refused`` event (committed), then raises the reason.
+enabled, no restriction (Art. 18) of the patient or the case is live, a basis of consent
+points to a live consent of that patient for that case, and a basis of legitimate interests
+meets no objection (Art. 21) of the patient. A transfer refused on legal grounds stores nothing
+but its ``transfer.refused`` event (committed), then raises the reason.
+
+``revoke_unused_transfers`` is how a withdrawal of consent or an objection reaches transfers
+already made: links not yet used stop working, those already used stay in the record.
 """
 
+import enum
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from vault.audit.models import ActorKind, AuditAction
@@ -27,12 +33,14 @@ from vault.errors import (
     InvalidTransfer,
     LegalBasisMissing,
     NotFound,
+    ObjectionRaised,
     ProcessingRestricted,
 )
 from vault.links.models import Link, LinkDownload
 from vault.links.service import IssuedLink, LinkPolicy, issue_link, link_terms
 from vault.partners.models import Partner, PartnerKind
 from vault.partners.service import get_enabled_partner
+from vault.subject_rights.models import InterestObjection
 from vault.transfers.models import LegalBasis, Purpose, Transfer, TransferDocument
 
 MAX_DOCUMENTS = 100
@@ -92,6 +100,31 @@ class Disclosure:
     downloads: list[DisclosedDownload]
 
 
+class KeptBecause(enum.StrEnum):
+    """Why a transfer was left standing when the basis it relied on fell away."""
+
+    DOWNLOADED = "downloaded"  # the partner already has the documents: nothing to call back
+    EXPIRED = "expired"  # its link no longer works anyway
+
+
+@dataclass(frozen=True)
+class TransferEffect:
+    """What a withdrawal or objection did to one transfer, as its patient is told."""
+
+    transfer_id: uuid.UUID
+    case_id: uuid.UUID
+    partner: DisclosedPartner
+    purpose: Purpose
+    legal_basis: LegalBasis
+    kept_because: KeptBecause | None = None  # None: revoked now
+
+
+@dataclass(frozen=True)
+class Revocation:
+    revoked: list[TransferEffect]
+    kept: list[TransferEffect]
+
+
 def create_transfer(
     session: Session,
     *,
@@ -125,7 +158,9 @@ def create_transfer(
             live_consent(
                 session, patient_id=case.patient_id, case_id=case_id, consent_id=consent_id
             )
-    except (ProcessingRestricted, LegalBasisMissing, ConsentWithdrawn):
+        if legal_basis is LegalBasis.ART6_1_F:
+            _assert_no_objection(session, patient_id=case.patient_id)
+    except (ProcessingRestricted, LegalBasisMissing, ConsentWithdrawn, ObjectionRaised):
         session.rollback()
         _append(
             session,
@@ -179,6 +214,96 @@ def revoke_transfer(
     _append(session, AuditAction.TRANSFER_REVOKE, case, audit=audit, now=now, transfer=transfer)
     session.commit()
     return transfer
+
+
+def revoke_unused_transfers(
+    session: Session, *, where: sa.ColumnElement[bool], now: datetime, audit: AuditContext
+) -> Revocation:
+    """Revoke every transfer matching ``where`` (a condition on ``Transfer``) whose link was
+    never used and still works; the others are kept, saying why. Flushes; the caller commits.
+
+    Each revocation is conditional on the link still being unused, so a download counted in
+    the meantime keeps its transfer, and is reported as kept rather than falsely revoked.
+    Transfers revoked before are left out.
+    """
+    rows = session.exec(
+        select(Transfer, Link)
+        .join(Link, col(Link.transfer_id) == col(Transfer.id))
+        .where(where, col(Transfer.revoked_at).is_(None))
+        .order_by(col(Transfer.created_at), col(Transfer.id))
+    ).all()
+    partners = {
+        p.id: _disclosed_partner(p)
+        for p in session.exec(
+            select(Partner).where(col(Partner.id).in_({t.partner_id for t, _ in rows}))
+        ).all()
+    }
+    revoked: list[TransferEffect] = []
+    kept: list[TransferEffect] = []
+    for transfer, link in rows:
+        why = _kept_because(link, now)
+        if why is None:
+            if _revoke_if_unused(session, transfer, now=now):
+                case = get_case(session=session, case_id=transfer.case_id)
+                _append(
+                    session,
+                    AuditAction.TRANSFER_REVOKE,
+                    case,
+                    audit=audit,
+                    now=now,
+                    transfer=transfer,
+                )
+                revoked.append(_effect(transfer, partners, None))
+                continue
+            if transfer.revoked_at is not None:  # revoked by someone else meanwhile
+                continue
+            why = KeptBecause.DOWNLOADED  # a download was counted meanwhile
+        kept.append(_effect(transfer, partners, why))
+    session.flush()
+    return Revocation(revoked=revoked, kept=kept)
+
+
+def _kept_because(link: Link, now: datetime) -> KeptBecause | None:
+    if link.downloads > 0:
+        return KeptBecause.DOWNLOADED
+    if now >= link.expires_at:
+        return KeptBecause.EXPIRED
+    return None
+
+
+def _revoke_if_unused(session: Session, transfer: Transfer, *, now: datetime) -> bool:
+    """Set ``revoked_at`` only if it is unset and the link still has no download; the
+    transfer is re-read either way."""
+    used = sa.exists().where(col(Link.transfer_id) == transfer.id, col(Link.downloads) > 0)
+    done = session.execute(
+        sa.update(Transfer)
+        .where(col(Transfer.id) == transfer.id, col(Transfer.revoked_at).is_(None), ~used)
+        .values(revoked_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    session.refresh(transfer)
+    return int(getattr(done, "rowcount", 0)) == 1
+
+
+def _effect(
+    transfer: Transfer, partners: dict[uuid.UUID, DisclosedPartner], why: KeptBecause | None
+) -> TransferEffect:
+    return TransferEffect(
+        transfer_id=transfer.id,
+        case_id=transfer.case_id,
+        partner=partners[transfer.partner_id],
+        purpose=transfer.purpose,
+        legal_basis=transfer.legal_basis,
+        kept_because=why,
+    )
+
+
+def _assert_no_objection(session: Session, *, patient_id: uuid.UUID) -> None:
+    """Raise ObjectionRaised if the patient objected to processing on legitimate interests."""
+    if session.get(InterestObjection, patient_id) is not None:
+        raise ObjectionRaised(
+            "the patient objected to processing based on legitimate interests (Art. 21)"
+        )
 
 
 def get_transfer(session: Session, *, transfer_id: uuid.UUID) -> Transfer:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -63,6 +64,12 @@ class CountingProvider:
     def unsafe_unwrap(self, *, root_key_id: str, wrapped: bytes, owner: str) -> bytes:
         self.calls["unwrap"] += 1
         return self.inner.unsafe_unwrap(root_key_id=root_key_id, wrapped=wrapped, owner=owner)
+
+    def unsafe_unwrap_many(
+        self, *, root_key_id: str, items: Sequence[tuple[bytes, str]]
+    ) -> list[bytes]:
+        self.calls["unwrap"] += len(items)
+        return self.inner.unsafe_unwrap_many(root_key_id=root_key_id, items=items)
 
     def destroy_root_key(self, root_key_id: str) -> None:
         self.calls["destroy"] += 1
@@ -822,3 +829,79 @@ def test_a_key_committed_under_a_retired_root_key_keeps_it_alive_until_moved(
     assert sorted(destroyed) == sorted([population.old_root, first.new_root_key_id])
     assert root_key_of(session, late_id) == second.new_root_key_id
     assert KeyStore(provider=provider).unsafe_key_material(session, late_id) == b"L" * 32
+
+
+# -- rotation schedule ---------------------------------------------------------------------------
+
+
+def test_rotation_is_due_once_a_key_under_the_active_root_key_is_destroyed(
+    session: Session, sessions: Callable[[], Session], store: KeyStore
+) -> None:
+    kept = store.create_key(session, kind="patient", now=NOW)
+    erased = store.create_key(session, kind="case", now=NOW)
+    session.commit()
+    not_old = NOW - timedelta(days=90)  # the active root key is younger than this
+    assert store.rotation_due(session, created_before=not_old) is False
+
+    store.destroy(session, erased, reason="erasure", now=NOW + timedelta(hours=1))
+    session.commit()
+
+    # A copy of the database taken before still holds it under the active root key.
+    assert store.rotation_due(session, created_before=not_old) is True
+    session.close()
+    report = store.rotate(sessions, now=LATER)
+    assert report.rewrapped == 1  # the live key; the tombstone has nothing to move
+    assert store.rotation_due(session, created_before=NOW) is False
+    # The live key was moved under the new root key: destroying it makes rotation due again.
+    store.destroy(session, kept, reason="erasure", now=LATER + timedelta(days=1))
+    session.commit()
+    assert store.rotation_due(session, created_before=NOW) is True
+
+
+def test_keys_destroyed_under_other_root_keys_do_not_make_rotation_due(
+    session: Session, sessions: Callable[[], Session], store: KeyStore
+) -> None:
+    epoch_root = store.epoch_root_key(session, epoch=EPOCH, now=NOW)
+    under_epoch = store.create_key(session, kind="case", now=NOW, root_key_id=epoch_root)
+    under_old = store.create_key(session, kind="case", now=NOW)
+    session.commit()
+    session.close()
+    store.rotate(sessions, now=LATER)
+    # Destroyed before the rotation: a backup from before it needs the old root key, which
+    # the rotation retired (and the backup window destroys).
+    store.destroy(session, under_old, reason="test", now=LATER - timedelta(hours=1))
+    session.commit()
+
+    assert store.destroy_epoch(session, epoch=EPOCH, now=AFTER_EPOCH) == 1
+    session.commit()
+
+    assert key_row(session, under_epoch).destroyed_at is not None
+    assert store.rotation_due(session, created_before=LATER) is False
+
+
+def test_rotation_due_is_one_query_that_reads_the_destroyed_at_index(
+    engine: sa.Engine, session: Session, store: KeyStore
+) -> None:
+    for _ in range(3):
+        store.destroy(
+            session, store.create_key(session, kind="case", now=NOW), reason="test", now=NOW
+        )
+    session.commit()
+    statements: list[tuple[str, Any]] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        if not statement.startswith("BEGIN"):  # SQLite's transaction start (infra.db)
+            statements.append((statement, parameters))
+
+    sa.event.listen(engine, "before_cursor_execute", record)
+    try:
+        assert store.rotation_due(session, created_before=NOW) is True
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", record)
+
+    assert len(statements) == 1
+    if engine.dialect.name == "sqlite":
+        statement, parameters = statements[0]
+        plan = session.connection().exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters)
+        details = [str(row[-1]) for row in plan]
+        assert any("ix_key_records_destroyed_at" in detail for detail in details), details

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import uuid
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from celery.schedules import crontab
 
 from infra.settings import Settings
 from infra.tasks import (
+    EXPORTS_SWEEP,
     EXTRACTS_SWEEP,
     KEYS_ROTATE,
     RETENTION_PURGE,
@@ -87,6 +89,14 @@ def test_any_other_failure_is_final_at_once(error: Exception) -> None:
     assert _failing_task_calls(error) == 1
 
 
+@pytest.fixture(autouse=True)
+def _result_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # An eager task that fails records its failure in the default result backend, a SQLite file
+    # under ./var: run from a folder of this test's own, whatever ran (or did not) before.
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "var").mkdir()
+
+
 def _failing_task_calls(error: Exception) -> int:
     """Run (eagerly, in this process) a medvault task that always raises ``error``."""
     calls = []
@@ -100,12 +110,19 @@ def _failing_task_calls(error: Exception) -> int:
     return len(calls)
 
 
-def test_beat_sends_the_four_periodic_tasks() -> None:
+def test_beat_sends_the_five_periodic_tasks() -> None:
     assert celery_app.conf.beat_schedule == BEAT_SCHEDULE
     by_task = {entry["task"]: entry["schedule"] for entry in BEAT_SCHEDULE.values()}
-    assert set(by_task) == {RETENTION_RUN, RETENTION_PURGE, KEYS_ROTATE, EXTRACTS_SWEEP}
+    assert set(by_task) == {
+        RETENTION_RUN,
+        RETENTION_PURGE,
+        KEYS_ROTATE,
+        EXTRACTS_SWEEP,
+        EXPORTS_SWEEP,
+    }
     assert set(by_task) <= TASK_NAMES
     assert by_task[EXTRACTS_SWEEP] == timedelta(minutes=10)
+    assert by_task[EXPORTS_SWEEP] == timedelta(minutes=10)
     for name in (RETENTION_RUN, RETENTION_PURGE, KEYS_ROTATE):
         daily = by_task[name]
         assert isinstance(daily, crontab)
