@@ -422,12 +422,13 @@ class KeyStore:
             ).where(col(KeyRecord.id).in_(wanted), live_key_condition(KeyRecord))
         )
         # The condition took live rows only: root key and wrapped key are both set.
-        stored = [
-            WrappedKey(key_id, kind, cast("str", root_key_id), cast("bytes", wrapped))
-            for key_id, kind, root_key_id, wrapped in rows
+        records = [
+            (key_id, kind, cast("str", root), cast("bytes", wrapped))
+            for key_id, kind, root, wrapped in rows
         ]
+        stored = [WrappedKey(*record) for record in records]
         return dict(
-            zip((key.key_id for key in stored), self.unsafe_unwrap_keys(stored), strict=True)
+            zip((record[0] for record in records), self.unsafe_unwrap_keys(stored), strict=True)
         )
 
     def unsafe_unwrap_keys(self, stored: Sequence[WrappedKey]) -> list[bytes]:
@@ -488,7 +489,7 @@ class KeyStore:
 class WrappedKey:
     """A live key as stored: what ``KeyStore.unsafe_unwrap_keys`` opens."""
 
-    key_id: uuid.UUID
+    key_id: uuid.UUID | str  # or the id's canonical text, as a bulk reader may hold it
     kind: KeyKind
     root_key_id: str
     wrapped: bytes
@@ -666,7 +667,7 @@ def _end_of_month(epoch: str, now: datetime) -> datetime:
     return datetime(year, month, 1, tzinfo=now.tzinfo)
 
 
-def _owner(kind: KeyKind | str, key_id: uuid.UUID) -> str:
+def _owner(kind: KeyKind | str, key_id: uuid.UUID | str) -> str:
     # The isinstance check spares bulk unwraps an enum lookup per key.
     value = kind.value if isinstance(kind, KeyKind) else KeyKind(kind).value
     return f"{value}:{key_id}"

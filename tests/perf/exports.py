@@ -17,7 +17,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -32,6 +31,7 @@ from infra.settings import Settings
 from infra.wiring import build_runtime
 from tests.factories import NOW, intake_limits, make_case, make_patient
 from tests.perf.files import write_large_png
+from tests.perf.measure import peak_rss_mib
 from vault.audit.service import AuditContext
 from vault.documents.models import DocumentKind
 from vault.documents.service import store_document
@@ -120,7 +120,7 @@ def build(work: Path) -> dict[str, Any]:
         "archive_mib": round(size / 2**20, 1),
         "seconds": round(seconds, 2),
         "export_mbps": round(size / seconds / 1e6, 1),
-        "export_peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "export_peak_rss_mib": round(peak_rss_mib(), 1),
     }
 
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import resource
 import shutil
 import subprocess
 import sys
@@ -36,6 +35,7 @@ from infra.wiring import Runtime, build_runtime
 from keys.models import KeyKind, KeyRecord
 from keys.store import KEY_SIZE
 from tests.factories import NOW
+from tests.perf.measure import peak_rss_mib
 from vault.audit.service import AuditContext
 from vault.cases.models import Case, CaseOutcome, CaseStatus
 from vault.crypto.fields import seal_field
@@ -203,7 +203,7 @@ def build(work: Path) -> dict[str, Any]:
         "cases": rows,
         "seconds": round(seconds, 1),
         "extract_rows_per_s": round(rows / seconds, 1),
-        "extract_peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "extract_peak_rss_mib": round(peak_rss_mib(), 1),
         "report": report,
     }
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import sys
 import time
 import uuid
@@ -20,7 +19,16 @@ CHUNK = 1024 * 1024
 
 
 def peak_rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """This process's own peak resident memory (VmHWM, MiB).
+
+    Not ``getrusage().ru_maxrss``: Linux carries that over from the parent that forked this
+    process (its memory at the fork counts), so every child of a large parent reported the
+    parent's size.
+    """
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM in /proc/self/status")
 
 
 def mbps(size: int, seconds: float) -> float:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -31,6 +30,7 @@ from sqlmodel import SQLModel
 from infra.settings import Settings
 from infra.wiring import build_runtime
 from tests.factories import NOW, identity
+from tests.perf.measure import peak_rss_mib
 from vault.cases.models import Case, CaseOutcome, CaseStatus
 from vault.cases.service import retention_epoch
 from vault.crypto.envelope import EnvelopeEncryptor
@@ -139,7 +139,7 @@ def shred_benchmark(work: Path, cases: int) -> dict[str, Any]:
         "seconds": round(seconds, 2),
         "shred_cases_per_s": round(cases / seconds, 1),
         "setup_seconds": round(setup_seconds, 1),
-        "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "peak_rss_mib": round(peak_rss_mib(), 1),
     }
 
 

@@ -41,7 +41,7 @@ class SourceRow:
     """One case's data as an extract needs it. Health data: its repr is redacted."""
 
     case_id: uuid.UUID
-    patient_id: uuid.UUID
+    patient_id: str  # canonical text of the patient's id (``_IdText``)
     age: int  # whole years at treatment start
     sex: str
     country: str  # "" when none was given
@@ -67,6 +67,30 @@ def completion_window(period_from: date, period_to: date) -> tuple[datetime, dat
     """[start, end) in UTC for completion dates from ``period_from`` to ``period_to`` inclusive."""
     start = datetime.combine(period_from, time.min, tzinfo=UTC)
     return start, datetime.combine(period_to + timedelta(days=1), time.min, tzinfo=UTC)
+
+
+class _IdText(sa.types.TypeDecorator[str]):
+    """A UUID column read as its canonical text (``str(uuid)``) without making a UUID object.
+
+    A bulk read needs the ids of patients and keys only as text (the contexts and owners their
+    values are bound to, the pseudonym's input); building a ``uuid.UUID`` for each costs more
+    than the rest of reading the value. SQLite stores 32 hex digits, PostgreSQL hands a UUID.
+    """
+
+    impl = sa.String
+    cache_ok = True
+
+    def process_result_value(self, value: Any, dialect: sa.Dialect) -> str | None:
+        if value is None or isinstance(value, uuid.UUID):
+            return None if value is None else str(value)
+        digits = str(value)
+        if len(digits) != 32:
+            return str(uuid.UUID(digits))  # not the stored form: let uuid parse (or refuse) it
+        return f"{digits[:8]}-{digits[8:12]}-{digits[12:16]}-{digits[16:20]}-{digits[20:]}"
+
+
+def _as_text(column: Any) -> ColumnElement[str]:
+    return sa.type_coerce(col(column), _IdText())
 
 
 class _Unindexed(ColumnElement[Any]):
@@ -138,10 +162,10 @@ def _eligible_cases(start: datetime, end: datetime) -> sa.Select[*tuple[Any, ...
     columns = sa.select(
         col(Case.id),
         col(Case.status),
-        col(Case.key_id),
+        _as_text(Case.key_id),
         col(Case.outcome_sealed),
-        col(Patient.id),
-        col(Patient.key_id),
+        _as_text(Patient.id),
+        _as_text(Patient.key_id),
         col(Patient.birth_date_sealed),
         col(Patient.sex_sealed),
         col(Patient.country_sealed),

@@ -608,9 +608,15 @@ def shred_extract(
 # -- rows ----------------------------------------------------------------------------------------
 
 
-def pseudonym(scope_key: bytes, patient_id: uuid.UUID) -> str:
-    """HMAC-SHA256 of the patient id under the scope's secret, truncated to 96 bits of hex."""
-    return hmac.new(scope_key, patient_id.bytes, sha256).hexdigest()[:PSEUDONYM_HEX]
+def pseudonym(scope_key: bytes, patient_id: uuid.UUID | str) -> str:
+    """HMAC-SHA256 of the patient id's 16 bytes under the scope's secret, truncated to 96 bits
+    of hex. The id as a UUID or as its canonical text (what bulk reads hand over)."""
+    raw = (
+        patient_id.bytes
+        if isinstance(patient_id, uuid.UUID)
+        else bytes.fromhex(patient_id.replace("-", ""))
+    )
+    return hmac.new(scope_key, raw, sha256).hexdigest()[:PSEUDONYM_HEX]
 
 
 def _qi_key_present(plan: _Plan) -> QiKey:
