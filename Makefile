@@ -49,7 +49,17 @@ run: $(INSTALLED)
 	$(BIN)/medvault db upgrade
 	$(BIN)/medvault up
 
-test: $(INSTALLED)
+# The browser tests drive Debian's Chromium (never a browser downloaded by a test tool).
+CHROMIUM := /usr/bin/chromium
+SUDO = $(if $(filter 0,$(shell id -u)),,sudo)
+
+$(CHROMIUM):
+	@command -v apt-get >/dev/null || { echo "make: the browser tests need Chromium at $@" >&2; exit 1; }
+	@echo "installing Debian's chromium for the browser tests"
+	$(SUDO) apt-get install -y --no-install-recommends chromium || \
+		{ $(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends chromium; }
+
+test: $(INSTALLED) $(CHROMIUM)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 lint: $(INSTALLED)

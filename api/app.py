@@ -6,10 +6,12 @@ import dataclasses
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
+from pathlib import Path
 
-from fastapi import FastAPI
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
+from fastapi.staticfiles import StaticFiles
 
 from api.access_log import AccessLogMiddleware, DailyFileSink
 from api.problems import install_problem_handlers
@@ -31,6 +33,9 @@ from api.routers import (
     users,
 )
 from api.security_headers import SecurityHeadersMiddleware
+from api.web import analysis, console, home, patient, privacy
+from api.web import rights as rights_pages
+from api.web.context import SignInRequired, sign_in_redirect
 from infra.settings import Settings
 from infra.tasks import TaskQueue
 from infra.wiring import Runtime, build_runtime, readiness
@@ -54,6 +59,16 @@ ROUTERS = (
     exports.router,
     erasure.router,
 )
+# The pages (HTML for people; not part of the API's OpenAPI document).
+PAGE_ROUTERS = (
+    home.router,
+    patient.router,
+    rights_pages.router,
+    console.router,
+    analysis.router,
+    privacy.router,
+)
+STATIC = Path(__file__).with_name("static")
 
 DESCRIPTION = """\
 A secure intermediary for medical documents. Patients file treatment requests and upload
@@ -100,8 +115,10 @@ def create_app(
     app.state.runtime = runtime
     app.state.clock = clock or utcnow
     install_problem_handlers(app)
-    for router in ROUTERS:
+    app.add_exception_handler(SignInRequired, _to_sign_in)
+    for router in ROUTERS + PAGE_ROUTERS:
         app.include_router(router)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(AccessLogMiddleware, sink=DailyFileSink(runtime.settings.access_log_dir))
 
@@ -116,6 +133,10 @@ def create_app(
         return _readiness_response(runtime)
 
     return app
+
+
+async def _to_sign_in(request: Request, _error: Exception) -> Response:
+    return sign_in_redirect(request)
 
 
 def _readiness_response(runtime: Runtime) -> JSONResponse:

@@ -16,6 +16,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.pages import render_page, wants_html
+from api.web.i18n import Translator, language_for
 from vault.errors import VaultError
 
 PROBLEM_BASE = "https://medvault.invalid/problems/"
@@ -54,7 +55,10 @@ def problem_response(
     body["instance"] = request.scope.get("route_path_template") or _route_template(request)
     body.update(extra or {})
     if wants_html(request):
-        html = render_page("problem.html", problem=body)
+        language = language_for(
+            request.cookies.get("mv_lang"), request.headers.get("accept-language")
+        )
+        html = render_page("problem.html", problem=body, t=Translator(language))
         return HTMLResponse(html, status_code=status, headers=headers)
     return JSONResponse(body, status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
 

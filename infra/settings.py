@@ -123,6 +123,18 @@ class Settings(BaseSettings):
     refresh_token_hours: int = Field(
         default=12, ge=1, le=24 * 30, description="Lifetime of a refresh token, in hours."
     )
+    organisation_name: str = Field(
+        default="medvault",
+        min_length=1,
+        max_length=120,
+        description="Who runs this service, as partners and patients see it on the pages.",
+    )
+    page_session_hours: int = Field(
+        default=8,
+        ge=1,
+        le=24,
+        description="Lifetime of a signed-in browser session (the pages' cookie), in hours.",
+    )
     link_ttl_days: int = Field(
         default=7, ge=1, description="Default lifetime of a partner link, in days."
     )

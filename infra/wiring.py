@@ -36,6 +36,7 @@ class ServiceSecrets:
     login_lookup_key: bytes  # HMAC key: logins are stored only as their digest under it
     audit_signing_key: bytes  # HMAC key of the signed audit checkpoints
     export_link_key: bytes  # HMAC key of the signed download links of data-subject exports
+    csrf_key: bytes  # HMAC key binding the pages' form tokens to their browser and session
 
     def __repr__(self) -> str:
         return "ServiceSecrets(<redacted>)"
@@ -51,6 +52,7 @@ def derive_secrets(settings: Settings) -> ServiceSecrets:
         login_lookup_key=derive(b"medvault login lookup v1"),
         audit_signing_key=derive(b"medvault audit checkpoint v1"),
         export_link_key=derive(b"medvault export link v1"),
+        csrf_key=derive(b"medvault page csrf v1"),
     )
 
 

@@ -7,6 +7,7 @@ Python package, always installed) and PostgreSQL tests are skipped with the reas
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 import subprocess
@@ -20,10 +21,13 @@ from urllib.parse import urlsplit
 
 import pytest
 import sqlalchemy as sa
+from argon2 import PasswordHasher
+from argon2.profiles import CHEAPEST
 from sqlalchemy.engine import make_url
 from sqlmodel import Session, SQLModel
 
 from tests.apiharness import api  # noqa: F401 - the `api` fixture, for every test folder
+from vault.accounts import passwords
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -140,3 +144,17 @@ def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sa.Engine
 def session(engine: sa.Engine) -> Iterator[Session]:
     with Session(engine) as s:
         yield s
+
+
+@pytest.fixture(autouse=True)
+def cheap_password_hashing(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Argon2id at its cheapest in process: the tests sign thousands of users in, and at the
+    product's cost (RFC 9106, 64 MiB, t=3) that alone took minutes. Hashes and checks work the
+    same way; tests marked ``real_password_hashing`` and every process the tests start (the CLI,
+    `medvault serve`, `medvault up`) use the real parameters."""
+    if request.node.get_closest_marker("real_password_hashing"):
+        return
+    monkeypatch.setattr(passwords, "_hasher", PasswordHasher.from_parameters(CHEAPEST))
+    monkeypatch.setattr(
+        passwords, "_dummy_hash", functools.cache(passwords._dummy_hash.__wrapped__)
+    )

@@ -11,10 +11,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, status
 from pydantic import BaseModel, ConfigDict, field_validator
+from sqlmodel import Session
 
 from api.deps import AdminUser, AuditDep, NowDep, RuntimeDep, SessionDep
+from infra.wiring import Runtime
 from vault.audit.service import (
     MAX_LIST_LIMIT,
+    AuditContext,
     checkpoint_audit_log,
     list_events,
     verify_audit_log,
@@ -104,11 +107,10 @@ class AuditEventPage(BaseModel):
     next_after_seq: int | None
 
 
-@router.post("/verify", response_model=VerifyResult)
-def verify_audit_chain(
-    _admin: AdminUser, session: SessionDep, runtime: RuntimeDep, audit: AuditDep, now: NowDep
+def verify_chain_now(
+    *, runtime: Runtime, session: Session, audit: AuditContext, now: datetime
 ) -> VerifyResult:
-    """Recompute the whole chain and check every signed checkpoint; report the first break."""
+    """Verify the chain and commit the ``audit.verify`` event recording that it was done."""
     report = verify_audit_log(
         session,
         store=runtime.blob_store,
@@ -120,11 +122,10 @@ def verify_audit_chain(
     return VerifyResult.model_validate(report)
 
 
-@router.post("/checkpoints", response_model=CheckpointWritten, status_code=status.HTTP_201_CREATED)
-def write_audit_checkpoint(
-    _admin: AdminUser, session: SessionDep, runtime: RuntimeDep, audit: AuditDep, now: NowDep
+def seal_chain_now(
+    *, runtime: Runtime, session: Session, audit: AuditContext, now: datetime
 ) -> CheckpointWritten:
-    """Sign the chain's current head and store the checkpoint in the object store."""
+    """Write a signed checkpoint of the chain's head and commit its ``audit.checkpoint`` event."""
     written = checkpoint_audit_log(
         session,
         store=runtime.blob_store,
@@ -134,6 +135,22 @@ def write_audit_checkpoint(
     )
     session.commit()
     return CheckpointWritten.model_validate(written)
+
+
+@router.post("/verify", response_model=VerifyResult)
+def verify_audit_chain(
+    _admin: AdminUser, session: SessionDep, runtime: RuntimeDep, audit: AuditDep, now: NowDep
+) -> VerifyResult:
+    """Recompute the whole chain and check every signed checkpoint; report the first break."""
+    return verify_chain_now(runtime=runtime, session=session, audit=audit, now=now)
+
+
+@router.post("/checkpoints", response_model=CheckpointWritten, status_code=status.HTTP_201_CREATED)
+def write_audit_checkpoint(
+    _admin: AdminUser, session: SessionDep, runtime: RuntimeDep, audit: AuditDep, now: NowDep
+) -> CheckpointWritten:
+    """Sign the chain's current head and store the checkpoint in the object store."""
+    return seal_chain_now(runtime=runtime, session=session, audit=audit, now=now)
 
 
 @router.get("/events", response_model=AuditEventPage)

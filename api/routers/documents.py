@@ -8,6 +8,7 @@ downloads stream the verified plaintext frame by frame after the read event is c
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated, Any, BinaryIO
 from urllib.parse import quote
@@ -113,21 +114,16 @@ async def upload_form(
     await run_in_threadpool(session.commit)  # no transaction is held while the body arrives
     form = MultipartUpload(request, limits=limits)
     await form.open()
-    kind = _upload_kind(form.fields.get("kind"))
-    document = await store_streamed(
+    document = await stream_into_case(
         form.file_bytes(),
-        limits=limits,
-        store=lambda source: _store(
-            source,
-            runtime=runtime,
-            session=session,
-            case_id=case_id,
-            patient_id=scope,
-            kind=kind,
-            filename=safe_upload_name(form.filename),
-            now=now,
-            audit=audit,
-        ),
+        runtime=runtime,
+        session=session,
+        case_id=case_id,
+        patient_id=scope,
+        kind=upload_kind(form.fields.get("kind")),
+        filename=form.filename,
+        now=now,
+        audit=audit,
     )
     return DocumentStored.model_validate(document, from_attributes=True)
 
@@ -150,25 +146,18 @@ async def upload_raw(
     audit: AuditDep,
 ) -> DocumentStored:
     """Upload a record or invoice as the raw request body: no multipart parsing, streamed."""
-    limits = runtime.intake_limits
-    refuse_declared_oversize(request, limits)
+    refuse_declared_oversize(request, runtime.intake_limits)
     scope = patient_scope(user)
-    checked_kind = _upload_kind(kind)
-    await run_in_threadpool(session.commit)  # no transaction is held while the body arrives
-    document = await store_streamed(
+    document = await stream_into_case(
         raw_body(request),
-        limits=limits,
-        store=lambda source: _store(
-            source,
-            runtime=runtime,
-            session=session,
-            case_id=case_id,
-            patient_id=scope,
-            kind=checked_kind,
-            filename=safe_upload_name(filename),
-            now=now,
-            audit=audit,
-        ),
+        runtime=runtime,
+        session=session,
+        case_id=case_id,
+        patient_id=scope,
+        kind=upload_kind(kind),
+        filename=filename,
+        now=now,
+        audit=audit,
     )
     return DocumentStored.model_validate(document, from_attributes=True)
 
@@ -183,8 +172,28 @@ def list_case_documents(
     audit: AuditDep,
 ) -> list[DocumentListed]:
     """The case's documents, oldest first, with the uploader's file names."""
+    return listed_documents(
+        runtime=runtime,
+        session=session,
+        case_id=case_id,
+        patient_id=patient_scope(user),
+        now=now,
+        audit=audit,
+    )
+
+
+def listed_documents(
+    *,
+    runtime: Runtime,
+    session: Session,
+    case_id: uuid.UUID,
+    patient_id: uuid.UUID | None,
+    now: datetime,
+    audit: AuditContext,
+) -> list[DocumentListed]:
+    """The case's documents with their file names (``patient_id`` scopes them, as the API does)."""
     documents = list_documents(
-        session=session, case_id=case_id, patient_id=patient_scope(user), now=now, audit=audit
+        session=session, case_id=case_id, patient_id=patient_id, now=now, audit=audit
     )
     return [
         DocumentListed(
@@ -212,12 +221,33 @@ def download_document(
     audit: AuditDep,
 ) -> StreamingResponse:
     """The document's sanitised content, verified frame by frame as it streams."""
+    return document_download(
+        runtime=runtime,
+        session=session,
+        document_id=document_id,
+        patient_id=patient_scope(user),
+        now=now,
+        audit=audit,
+    )
+
+
+def document_download(
+    *,
+    runtime: Runtime,
+    session: Session,
+    document_id: uuid.UUID,
+    patient_id: uuid.UUID | None,
+    now: datetime,
+    audit: AuditContext,
+) -> StreamingResponse:
+    """A document as an attachment of its own media type, streamed (the read is audited and
+    committed before the first byte; ``patient_id`` scopes it, as the API does)."""
     opened = read_document(
         session=session,
         store=runtime.blob_store,
         keys=runtime.key_store,
         document_id=document_id,
-        patient_id=patient_scope(user),
+        patient_id=patient_id,
         now=now,
         audit=audit,
         with_filename=True,
@@ -243,10 +273,43 @@ def attachment(filename: str) -> str:
     return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
 
 
-def _upload_kind(value: str | None) -> DocumentKind:
+def upload_kind(value: str | None) -> DocumentKind:
+    """The kind of an uploaded document: record or invoice (InvalidDocument otherwise)."""
     if value not in {kind.value for kind in UPLOAD_KINDS}:
         raise InvalidDocument("`kind` must be `record` or `invoice`")
     return DocumentKind(value)
+
+
+async def stream_into_case(
+    body: AsyncIterator[bytes],
+    *,
+    runtime: Runtime,
+    session: Session,
+    case_id: uuid.UUID,
+    patient_id: uuid.UUID | None,
+    kind: DocumentKind,
+    filename: str | None,
+    now: datetime,
+    audit: AuditContext,
+) -> Document:
+    """Store an upload as it arrives: ``body`` flows through the bounded bridge of
+    :mod:`api.uploads` into ``store_document`` (no transaction is held while it arrives)."""
+    await run_in_threadpool(session.commit)
+    return await store_streamed(
+        body,
+        limits=runtime.intake_limits,
+        store=lambda source: _store(
+            source,
+            runtime=runtime,
+            session=session,
+            case_id=case_id,
+            patient_id=patient_id,
+            kind=kind,
+            filename=safe_upload_name(filename),
+            now=now,
+            audit=audit,
+        ),
+    )
 
 
 def _store(

@@ -13,10 +13,13 @@ from typing import Literal
 
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, field_validator
+from sqlmodel import Session
 
 from api.deps import AdminUser, AuditDep, NowDep, PatientUser, RuntimeDep, SessionDep
 from api.routers.cases import own_patient_id
 from api.routers.rights import RightsRequestOut
+from infra.wiring import Runtime
+from vault.audit.service import AuditContext
 from vault.clock import as_utc
 from vault.subject_rights.erasure import (
     ErasureOutcome,
@@ -109,6 +112,27 @@ class ErasureOut(BaseModel):
         )
 
 
+def erase_own_data(
+    *,
+    runtime: Runtime,
+    session: Session,
+    patient_id: uuid.UUID,
+    now: datetime,
+    audit: AuditContext,
+) -> ErasureOutcome:
+    """The patient's erasure request, served with this deployment's store, keys and retention
+    period (see :func:`erase_patient_data`); the patient's accounts are closed by it."""
+    return erase_patient_data(
+        session=session,
+        store=runtime.blob_store,
+        keys=runtime.key_store,
+        patient_id=patient_id,
+        retention_years=runtime.settings.retention_years,
+        now=now,
+        audit=audit,
+    )
+
+
 @router.post("/me/erasure")
 def erase_my_data(
     body: ErasureConfirmation,
@@ -120,14 +144,8 @@ def erase_my_data(
 ) -> ErasureOut:
     """Erase your data (GDPR Art. 17). What a legal duty or a legal hold requires is kept,
     restricted, and listed with its ground and until when; your account is closed for good."""
-    outcome = erase_patient_data(
-        session=session,
-        store=runtime.blob_store,
-        keys=runtime.key_store,
-        patient_id=own_patient_id(user),
-        retention_years=runtime.settings.retention_years,
-        now=now,
-        audit=audit,
+    outcome = erase_own_data(
+        runtime=runtime, session=session, patient_id=own_patient_id(user), now=now, audit=audit
     )
     return ErasureOut.of(outcome, now=now)
 

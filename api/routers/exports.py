@@ -16,11 +16,13 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, status
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import AwareDatetime, BaseModel, ConfigDict, field_validator
+from sqlmodel import Session
 
 from api.deps import AuditDep, ClientDep, NowDep, PatientUser, RuntimeDep, SessionDep
 from api.routers.cases import own_patient_id
 from api.routers.documents import NO_STORE
 from infra.tasks import EXPORTS_BUILD
+from infra.wiring import Runtime
 from vault.audit.models import ActorKind
 from vault.audit.service import AuditContext
 from vault.clock import as_utc
@@ -97,6 +99,50 @@ class ExportLinkOut(BaseModel):
     expires_at: AwareDatetime
 
 
+def start_export(
+    *,
+    runtime: Runtime,
+    session: Session,
+    patient_id: uuid.UUID,
+    right: Right,
+    now: datetime,
+    audit: AuditContext,
+) -> PatientExport:
+    """Register an access or portability request with its pending export, then send its build
+    (ExportPending while another export of the patient's is pending; nothing stored then)."""
+    found = request_export(
+        session=session, patient_id=patient_id, right=right, now=now, audit=audit
+    )
+    # Recorded and committed: if the broker is down, the sweep sends the build later.
+    with suppress(QueueUnavailable):
+        runtime.tasks.enqueue(EXPORTS_BUILD, str(found.export.id))
+    return found
+
+
+def export_link(
+    *,
+    runtime: Runtime,
+    session: Session,
+    export_id: uuid.UUID,
+    patient_id: uuid.UUID,
+    now: datetime,
+    audit: AuditContext,
+) -> ExportLinkOut:
+    """The signed download link of a ready export of the patient's (NotFound for anyone
+    else's), valid for ``export_link_minutes``: a capability, for the patient's eyes only."""
+    link = issue_export_link(
+        session=session,
+        link_key=runtime.secrets.export_link_key,
+        export_id=export_id,
+        patient_id=patient_id,
+        ttl=timedelta(minutes=runtime.settings.export_link_minutes),
+        now=now,
+        audit=audit,
+    )
+    url = f"/exports/{link.export_id}/download?expires={link.expires}&signature={link.signature}"
+    return ExportLinkOut(url=url, expires_at=link.expires_at)
+
+
 @router.post("/me/exports", status_code=status.HTTP_202_ACCEPTED)
 def request_my_export(
     body: ExportRequest,
@@ -108,16 +154,14 @@ def request_my_export(
 ) -> ExportOut:
     """Ask for your data: ``access`` (Art. 15) or ``portability`` (Art. 20, with a FHIR
     bundle). A worker builds the archive; poll its status, then ask for a download link."""
-    found = request_export(
+    found = start_export(
+        runtime=runtime,
         session=session,
         patient_id=own_patient_id(user),
         right=Right(body.right),
         now=now,
         audit=audit,
     )
-    # Recorded and committed: if the broker is down, the sweep sends the build later.
-    with suppress(QueueUnavailable):
-        runtime.tasks.enqueue(EXPORTS_BUILD, str(found.export.id))
     return ExportOut.of(found)
 
 
@@ -151,17 +195,14 @@ def link_my_export(
     audit: AuditDep,
 ) -> ExportLinkOut:
     """A download link for one of your ready exports, valid for a few minutes."""
-    link = issue_export_link(
+    return export_link(
+        runtime=runtime,
         session=session,
-        link_key=runtime.secrets.export_link_key,
         export_id=export_id,
         patient_id=own_patient_id(user),
-        ttl=timedelta(minutes=runtime.settings.export_link_minutes),
         now=now,
         audit=audit,
     )
-    url = f"/exports/{link.export_id}/download?expires={link.expires}&signature={link.signature}"
-    return ExportLinkOut(url=url, expires_at=link.expires_at)
 
 
 @router.get(

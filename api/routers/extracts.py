@@ -10,6 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, status
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+from sqlmodel import Session
 
 from api.deps import (
     AdminUser,
@@ -22,7 +23,9 @@ from api.deps import (
 )
 from api.routers.documents import NO_STORE
 from infra.tasks import EXTRACTS_BUILD
+from infra.wiring import Runtime
 from vault.accounts.models import Role, User
+from vault.audit.service import AuditContext
 from vault.clock import as_utc
 from vault.errors import QueueUnavailable
 from vault.extracts.models import Extract, ExtractField, ExtractFormat, ExtractScope, ExtractStatus
@@ -38,7 +41,7 @@ from vault.extracts.service import (
 router = APIRouter(tags=["extracts"])
 
 ScopeReader = Annotated[User, Depends(require_role(Role.ANALYST, Role.ADMIN))]
-_MEDIA_TYPES = {
+MEDIA_TYPES = {
     ExtractFormat.PARQUET: "application/vnd.apache.parquet",
     ExtractFormat.CSV: "text/csv",
 }
@@ -111,20 +114,20 @@ class ScopeOut(_Answer):
         return cls.model_validate(scope, from_attributes=True)
 
 
-@router.post("/extracts", status_code=status.HTTP_202_ACCEPTED)
-def request_qa_extract(
+def request_and_enqueue(
+    *,
+    runtime: Runtime,
+    session: Session,
+    analyst_id: uuid.UUID,
     body: ExtractRequest,
-    user: AnalystUser,
-    session: SessionDep,
-    runtime: RuntimeDep,
-    now: NowDep,
-    audit: AuditDep,
-) -> ExtractOut:
-    """Request a pseudonymised, k-anonymous extract; a worker builds it (poll its status)."""
+    now: datetime,
+    audit: AuditContext,
+) -> Extract:
+    """Record an analyst's extract request, then (after its commit) send the build task."""
     extract = request_extract(
         session=session,
         keys=runtime.key_store,
-        analyst_id=user.id,
+        analyst_id=analyst_id,
         period_from=body.period_from,
         period_to=body.period_to,
         fields=body.fields,
@@ -137,6 +140,54 @@ def request_qa_extract(
     # Recorded and committed: if the broker is down, the sweep sends the build later.
     with suppress(QueueUnavailable):
         runtime.tasks.enqueue(EXTRACTS_BUILD, str(extract.id))
+    return extract
+
+
+def extract_download(
+    *,
+    runtime: Runtime,
+    session: Session,
+    extract_id: uuid.UUID,
+    analyst_id: uuid.UUID,
+    fmt: ExtractFormat,
+    now: datetime,
+    audit: AuditContext,
+) -> StreamingResponse:
+    """One of the analyst's ready extracts as an attachment, decrypted as it streams (raises
+    NotFound for another's, ExtractNotReady or ExtractExpired before a byte is sent)."""
+    chunks = open_extract_content(
+        session=session,
+        store=runtime.blob_store,
+        keys=runtime.key_store,
+        extract_id=extract_id,
+        analyst_id=analyst_id,
+        fmt=fmt,
+        now=now,
+        audit=audit,
+    )
+    return StreamingResponse(
+        chunks,
+        media_type=MEDIA_TYPES[fmt],
+        headers={
+            **NO_STORE,
+            "Content-Disposition": f'attachment; filename="extract-{extract_id}.{fmt.value}"',
+        },
+    )
+
+
+@router.post("/extracts", status_code=status.HTTP_202_ACCEPTED)
+def request_qa_extract(
+    body: ExtractRequest,
+    user: AnalystUser,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    now: NowDep,
+    audit: AuditDep,
+) -> ExtractOut:
+    """Request a pseudonymised, k-anonymous extract; a worker builds it (poll its status)."""
+    extract = request_and_enqueue(
+        runtime=runtime, session=session, analyst_id=user.id, body=body, now=now, audit=audit
+    )
     return ExtractOut.of(extract)
 
 
@@ -167,7 +218,7 @@ def read_qa_extract(
         200: {
             "content": {
                 media_type: {"schema": {"type": "string", "format": "binary"}}
-                for media_type in _MEDIA_TYPES.values()
+                for media_type in MEDIA_TYPES.values()
             }
         }
     },
@@ -182,23 +233,14 @@ def download_qa_extract(
     format: Annotated[ExtractFormat, Query()] = ExtractFormat.PARQUET,
 ) -> StreamingResponse:
     """Download one of your ready extracts as Parquet or CSV, decrypted as it streams."""
-    chunks = open_extract_content(
+    return extract_download(
+        runtime=runtime,
         session=session,
-        store=runtime.blob_store,
-        keys=runtime.key_store,
         extract_id=extract_id,
         analyst_id=user.id,
         fmt=format,
         now=now,
         audit=audit,
-    )
-    return StreamingResponse(
-        chunks,
-        media_type=_MEDIA_TYPES[format],
-        headers={
-            **NO_STORE,
-            "Content-Disposition": f'attachment; filename="extract-{extract_id}.{format.value}"',
-        },
     )
 
 

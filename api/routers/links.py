@@ -1,5 +1,8 @@
 """Partner links, no sign-in: the token in the path finds the link, the access code in a form
-releases a document. The link page is HTML for browsers and JSON for everything else.
+releases a document, or all of them as one streamed ZIP (one use of the link, see
+``vault.links.service``). The link page is HTML for browsers (English or German: ``?lang=``,
+the language cookie, the browser's choice) and JSON for everything else; a browser that sends
+a wrong code gets the page again with the attempts left.
 
 Tokens travel in paths only; the access log and problem ``instance`` use the route template,
 so no token is ever written down. Every answer is ``Cache-Control: no-store`` and
@@ -9,18 +12,31 @@ so no token is ever written down. Every answer is ``Cache-Control: no-store`` an
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from pydantic import AwareDatetime, BaseModel
+from sqlmodel import Session
 
 from api.deps import ClientDep, NowDep, RuntimeDep, SessionDep
 from api.pages import render_page, wants_html
+from api.web.i18n import LANGUAGES, Translator, language_for
+from api.web.session import LANGUAGE_COOKIE, LANGUAGE_COOKIE_DAYS, Cookie, behind_tls
+from infra.wiring import Runtime
 from vault.audit.models import ActorKind
 from vault.audit.service import AuditContext
 from vault.documents.models import DocumentKind
-from vault.links.service import LinkView, download_from_link, open_link
+from vault.errors import AccessCodeWrong
+from vault.links.service import (
+    LinkView,
+    download_archive_from_link,
+    download_from_link,
+    open_link,
+)
 from vault.partners.models import PartnerKind
 
 router = APIRouter(tags=["partner links"])
@@ -56,20 +72,88 @@ def _holder(client: str | None) -> AuditContext:
     return AuditContext(ActorKind.ANONYMOUS, None, client)
 
 
+@dataclass(frozen=True)
+class LinkCall:
+    """What every link route works with: the request, the runtime, a database session, the
+    time, and the holder of the link (known only by an anonymised address)."""
+
+    request: Request
+    runtime: Runtime
+    session: Session
+    now: datetime
+    holder: AuditContext
+
+
+def _link_call(
+    request: Request, runtime: RuntimeDep, session: SessionDep, now: NowDep, client: ClientDep
+) -> LinkCall:
+    return LinkCall(request, runtime, session, now, _holder(client))
+
+
+LinkCallDep = Annotated[LinkCall, Depends(_link_call)]
+
+
+def _language(request: Request) -> str:
+    """The page's language: ``?lang=`` (kept in the language cookie, which the 410 pages read
+    too), else the cookie, else the browser's."""
+    return language_for(
+        request.query_params.get("lang") or request.cookies.get(LANGUAGE_COOKIE),
+        request.headers.get("accept-language"),
+    )
+
+
+def _link_page(call: LinkCall, token: str, *, wrong: AccessCodeWrong | None = None) -> HTMLResponse:
+    """The link's page (opening it uses no download), with a wrong code's message if any."""
+    view = open_link(call.session, token=token, now=call.now, audit=call.holder)
+    request = call.request
+    t = Translator(_language(request))
+    error = None if wrong is None else t("link.code_wrong", attempts=wrong.extra["attempts_left"])
+    page = render_page(
+        "link.html",
+        link=view,
+        token=token,
+        t=t,
+        organisation=call.runtime.settings.organisation_name,
+        languages=LANGUAGES,
+        error=error,
+        path=request.url.path,
+    )
+    status_code = 200 if wrong is None else wrong.status
+    response = HTMLResponse(page, status_code=status_code, headers=PRIVATE)
+    if request.query_params.get("lang") == t.language:
+        chosen = Cookie(LANGUAGE_COOKIE, t.language, max_age=LANGUAGE_COOKIE_DAYS * 86400)
+        chosen.apply(response, secure=behind_tls(request))
+    return response
+
+
 @router.get(
     "/l/{token}",
     response_model=LinkOut,
     responses={200: {"content": {"text/html": {}}}, **GONE},
 )
-def open_partner_link(
-    token: str, request: Request, session: SessionDep, now: NowDep, client: ClientDep
-) -> Response:
+def open_partner_link(token: str, call: LinkCallDep) -> Response:
     """What was sent through this link. Opening it uses no download."""
-    view = open_link(session, token=token, now=now, audit=_holder(client))
-    if wants_html(request):
-        page = render_page("link.html", link=view, token=token)
-        return HTMLResponse(page, headers=PRIVATE)
+    if wants_html(call.request):
+        return _link_page(call, token)
+    view = open_link(call.session, token=token, now=call.now, audit=call.holder)
     return JSONResponse(LinkOut.of(view).model_dump(mode="json"), headers=PRIVATE)
+
+
+def _released(call: LinkCall, token: str, release: Callable[[], StreamingResponse]) -> Response:
+    """The download ``release`` answers; for a wrong code, a browser gets the link page again
+    saying so (403), anything else the problem. A link that has just locked answers 410."""
+    try:
+        return release()
+    except AccessCodeWrong as wrong:
+        if not wants_html(call.request):
+            raise
+        return _link_page(call, token, wrong=wrong)
+
+
+WITH_CODE: dict[int | str, dict[str, Any]] = {
+    403: {"description": "Wrong access code; `attempts_left` says how many remain."},
+    **GONE,
+}
 
 
 @router.post(
@@ -77,37 +161,71 @@ def open_partner_link(
     response_class=StreamingResponse,
     responses={
         200: {"content": {"application/octet-stream": {}}, "description": "The document."},
-        403: {"description": "Wrong access code; `attempts_left` says how many remain."},
-        **GONE,
+        **WITH_CODE,
     },
 )
 def download_partner_document(
     token: str,
     document_id: uuid.UUID,
     code: Annotated[str, Form(max_length=64)],
-    runtime: RuntimeDep,
-    session: SessionDep,
-    now: NowDep,
-    client: ClientDep,
-) -> StreamingResponse:
+    call: LinkCallDep,
+) -> Response:
     """Download one document of the link with its access code; each download counts."""
-    released = download_from_link(
-        session,
-        store=runtime.blob_store,
-        keys=runtime.key_store,
-        token=token,
-        document_id=document_id,
-        code=code,
-        now=now,
-        audit=_holder(client),
-    )
-    document = released.stream.document
-    headers = {
-        **PRIVATE,
-        "Content-Disposition": f'attachment; filename="{released.filename}"',
-        "Content-Length": str(document.size),
-        "X-Content-Type-Options": "nosniff",
-    }
-    return StreamingResponse(
-        released.stream.chunks, media_type=document.media_type, headers=headers
-    )
+
+    def release() -> StreamingResponse:
+        released = download_from_link(
+            call.session,
+            store=call.runtime.blob_store,
+            keys=call.runtime.key_store,
+            token=token,
+            document_id=document_id,
+            code=code,
+            now=call.now,
+            audit=call.holder,
+        )
+        document = released.stream.document
+        headers = {
+            **PRIVATE,
+            "Content-Disposition": f'attachment; filename="{released.filename}"',
+            "Content-Length": str(document.size),
+            "X-Content-Type-Options": "nosniff",
+        }
+        return StreamingResponse(
+            released.stream.chunks, media_type=document.media_type, headers=headers
+        )
+
+    return _released(call, token, release)
+
+
+@router.post(
+    "/l/{token}/archive",
+    response_class=StreamingResponse,
+    responses={
+        200: {"content": {"application/zip": {}}, "description": "Every document, as one ZIP."},
+        **WITH_CODE,
+    },
+)
+def download_partner_archive(
+    token: str, code: Annotated[str, Form(max_length=64)], call: LinkCallDep
+) -> Response:
+    """Download every document of the link as one ZIP, streamed, with the access code: it
+    uses one download of the link, and each document in it is recorded as downloaded."""
+
+    def release() -> StreamingResponse:
+        archive = download_archive_from_link(
+            call.session,
+            store=call.runtime.blob_store,
+            keys=call.runtime.key_store,
+            token=token,
+            code=code,
+            now=call.now,
+            audit=call.holder,
+        )
+        headers = {
+            **PRIVATE,
+            "Content-Disposition": f'attachment; filename="{archive.filename}"',
+            "X-Content-Type-Options": "nosniff",
+        }
+        return StreamingResponse(archive.chunks, media_type="application/zip", headers=headers)
+
+    return _released(call, token, release)

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
 from fastapi import APIRouter, status
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from sqlmodel import Session
 
 from api.deps import AdminUser, AuditDep, CoordinatorUser, NowDep, SessionDep
+from vault.audit.service import AuditContext
 from vault.partners.models import Partner, PartnerKind
 from vault.partners.service import (
     MAX_NAME_LENGTH,
@@ -68,12 +71,11 @@ class PartnerOut(PartnerSummary):
         return cls.model_validate(partner, from_attributes=True)
 
 
-@router.post("/admin/partners", status_code=status.HTTP_201_CREATED)
-def create_partner_record(
-    body: PartnerCreate, _admin: AdminUser, session: SessionDep, now: NowDep, audit: AuditDep
-) -> PartnerOut:
-    """Register a partner with the address its links are sent to."""
-    partner = create_partner(
+def add_partner(
+    *, session: Session, body: PartnerCreate, now: datetime, audit: AuditContext
+) -> Partner:
+    """Register the partner ``body`` describes (InvalidPartner: nothing stored)."""
+    return create_partner(
         session,
         kind=body.kind,
         name=body.name,
@@ -81,7 +83,34 @@ def create_partner_record(
         now=now,
         audit=audit,
     )
-    return PartnerOut.of(partner)
+
+
+def change_partner(
+    *,
+    session: Session,
+    partner_id: uuid.UUID,
+    body: PartnerUpdate,
+    now: datetime,
+    audit: AuditContext,
+) -> Partner:
+    """Change the fields ``body`` gives (NotFound, InvalidPartner: nothing changed)."""
+    return update_partner(
+        session,
+        partner_id=partner_id,
+        kind=body.kind,
+        name=body.name,
+        contact_email=body.contact_email,
+        now=now,
+        audit=audit,
+    )
+
+
+@router.post("/admin/partners", status_code=status.HTTP_201_CREATED)
+def create_partner_record(
+    body: PartnerCreate, _admin: AdminUser, session: SessionDep, now: NowDep, audit: AuditDep
+) -> PartnerOut:
+    """Register a partner with the address its links are sent to."""
+    return PartnerOut.of(add_partner(session=session, body=body, now=now, audit=audit))
 
 
 @router.get("/admin/partners")
@@ -103,14 +132,8 @@ def update_partner_record(
     audit: AuditDep,
 ) -> PartnerOut:
     """Change a partner's kind, name or contact address."""
-    partner = update_partner(
-        session,
-        partner_id=partner_id,
-        kind=body.kind,
-        name=body.name,
-        contact_email=body.contact_email,
-        now=now,
-        audit=audit,
+    partner = change_partner(
+        session=session, partner_id=partner_id, body=body, now=now, audit=audit
     )
     return PartnerOut.of(partner)
 

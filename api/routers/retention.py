@@ -11,8 +11,11 @@ from datetime import datetime
 
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, field_validator
+from sqlmodel import Session
 
 from api.deps import AdminUser, AuditDep, NowDep, RuntimeDep, SessionDep
+from infra.wiring import Runtime
+from vault.audit.service import AuditContext
 from vault.cases.models import Case, CaseStatus, LegalHoldReason
 from vault.cases.service import lift_legal_hold, place_legal_hold
 from vault.clock import as_utc
@@ -101,6 +104,22 @@ class RetentionPreview(BaseModel):
         )
 
 
+def retention_preview(
+    *, runtime: Runtime, session: Session, now: datetime, audit: AuditContext
+) -> RetentionPreview:
+    """The retention job's dry run (recorded as ``retention.preview``; changes nothing else)."""
+    report = run_retention(
+        session=session,
+        store=runtime.blob_store,
+        keys=runtime.key_store,
+        retention_years=runtime.settings.retention_years,
+        now=now,
+        dry_run=True,
+        audit=audit,
+    )
+    return RetentionPreview.of(report)
+
+
 @router.post("/admin/cases/{case_id}/legal-hold")
 def place_case_legal_hold(
     case_id: uuid.UUID,
@@ -131,13 +150,4 @@ def preview_retention(
     _user: AdminUser, session: SessionDep, runtime: RuntimeDep, now: NowDep, audit: AuditDep
 ) -> RetentionPreview:
     """A dry run of the retention job: what it would shred now, what is held, what is next."""
-    report = run_retention(
-        session=session,
-        store=runtime.blob_store,
-        keys=runtime.key_store,
-        retention_years=runtime.settings.retention_years,
-        now=now,
-        dry_run=True,
-        audit=audit,
-    )
-    return RetentionPreview.of(report)
+    return retention_preview(runtime=runtime, session=session, now=now, audit=audit)

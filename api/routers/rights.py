@@ -21,6 +21,7 @@ from pydantic import (
     PastDate,
     model_validator,
 )
+from sqlmodel import Session
 
 from api.deps import AdminUser, AuditDep, NowDep, PatientUser, RuntimeDep, SessionDep
 from api.routers.auth import PatientName, PhoneNumber
@@ -28,6 +29,8 @@ from api.routers.cases import own_patient_id
 from api.routers.consents import RestrictionOut
 from api.routers.documents import NO_STORE
 from api.routers.transfers import RevocationOut
+from infra.wiring import Runtime
+from vault.audit.service import AuditContext
 from vault.consents.service import list_restrictions
 from vault.patients.models import CountryCode, Sex
 from vault.patients.service import PatientField, PatientIdentity
@@ -129,6 +132,41 @@ class ObjectionOut(RevocationOut):
     changed: bool = Field(description="False when you had objected before.")
 
 
+def own_profile(
+    *, runtime: Runtime, session: Session, patient_id: uuid.UUID, now: datetime, audit: AuditContext
+) -> ProfileOut:
+    """The patient's profile, for the patient themselves (KeyDestroyed once erased)."""
+    identity = unsafe_read_profile(
+        session, keys=runtime.key_store, patient_id=patient_id, now=now, audit=audit
+    )
+    return ProfileOut.of(identity)
+
+
+def rectify_own_profile(
+    *,
+    runtime: Runtime,
+    session: Session,
+    patient_id: uuid.UUID,
+    update: ProfileUpdate,
+    now: datetime,
+    audit: AuditContext,
+) -> RectificationOut:
+    """Correct the fields ``update`` names (Art. 16); EmailTaken, nothing stored, when the new
+    address is another account's login."""
+    done = rectify_profile(
+        session,
+        keys=runtime.key_store,
+        lookup_key=runtime.secrets.login_lookup_key,
+        patient_id=patient_id,
+        values=update.values(),
+        now=now,
+        audit=audit,
+    )
+    return RectificationOut(
+        request_id=done.request.id, fields=done.fields, login_changed=done.login_changed
+    )
+
+
 @router.get("/me/rights-requests")
 def list_my_rights_requests(
     user: PatientUser, session: SessionDep, now: NowDep, audit: AuditDep
@@ -179,11 +217,11 @@ def read_my_profile(
     response: Response,
 ) -> ProfileOut:
     """What is held about who you are (410 once your data was erased)."""
-    identity = unsafe_read_profile(
-        session, keys=runtime.key_store, patient_id=own_patient_id(user), now=now, audit=audit
+    profile = own_profile(
+        runtime=runtime, session=session, patient_id=own_patient_id(user), now=now, audit=audit
     )
     response.headers.update(NO_STORE)
-    return ProfileOut.of(identity)
+    return profile
 
 
 @router.patch(
@@ -203,17 +241,13 @@ def rectify_my_profile(
 ) -> RectificationOut:
     """Correct your profile (GDPR Art. 16); the old values are not kept. If your e-mail address
     is your login, the new address is your login from now on."""
-    done = rectify_profile(
-        session,
-        keys=runtime.key_store,
-        lookup_key=runtime.secrets.login_lookup_key,
+    return rectify_own_profile(
+        runtime=runtime,
+        session=session,
         patient_id=own_patient_id(user),
-        values=body.values(),
+        update=body,
         now=now,
         audit=audit,
-    )
-    return RectificationOut(
-        request_id=done.request.id, fields=done.fields, login_changed=done.login_changed
     )
 
 

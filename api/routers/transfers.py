@@ -12,11 +12,11 @@ from datetime import datetime, timedelta
 
 from fastapi import APIRouter, status
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from sqlmodel import Session
 
 from api.deps import (
     AuditDep,
     CoordinatorUser,
-    NotifierDep,
     NowDep,
     PatientUser,
     RuntimeDep,
@@ -24,6 +24,8 @@ from api.deps import (
 )
 from api.routers.cases import own_patient_id
 from infra.settings import Settings
+from infra.wiring import Runtime
+from vault.audit.service import AuditContext
 from vault.documents.models import DocumentKind
 from vault.errors import NotificationFailed
 from vault.links.service import LinkPolicy
@@ -227,11 +229,26 @@ def create_case_transfer(
     _coordinator: CoordinatorUser,
     runtime: RuntimeDep,
     session: SessionDep,
-    notifier: NotifierDep,
     now: NowDep,
     audit: AuditDep,
 ) -> IssuedTransferOut:
     """Forward documents of a case to a partner under a legal basis; issue the partner's link."""
+    return forward_documents(
+        runtime=runtime, session=session, case_id=case_id, body=body, now=now, audit=audit
+    )
+
+
+def forward_documents(
+    *,
+    runtime: Runtime,
+    session: Session,
+    case_id: uuid.UUID,
+    body: TransferRequest,
+    now: datetime,
+    audit: AuditContext,
+) -> IssuedTransferOut:
+    """Create the transfer, mail the partner its link (never the code) once it is committed,
+    and answer with the link and the access code, shown this once (the API and the console)."""
     issued = create_transfer(
         session,
         case_id=case_id,
@@ -250,7 +267,7 @@ def create_case_transfer(
     link_url = f"{runtime.settings.public_base_url.rstrip('/')}/l/{link.token}"
     partner = get_partner(session, partner_id=body.partner_id)
     notified = _send_link(
-        notifier, to=partner.contact_email, url=link_url, expires_at=link.link.expires_at
+        runtime.notifier, to=partner.contact_email, url=link_url, expires_at=link.link.expires_at
     )
     return IssuedTransferOut(
         transfer=TransferOut.of(issued.transfer, list(dict.fromkeys(body.document_ids))),

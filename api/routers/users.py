@@ -10,6 +10,7 @@ from datetime import datetime
 
 from fastapi import APIRouter, status
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+from sqlmodel import Session
 
 from api.deps import (
     AdminUser,
@@ -21,8 +22,10 @@ from api.deps import (
     SessionDep,
 )
 from api.routers.auth import MAX_PASSWORD_FIELD, PatientDetails, mail_context
+from infra.wiring import Runtime
 from vault.accounts.models import STAFF_ROLES, Role, User
 from vault.accounts.service import create_user, disable_user, invite_patient, list_users
+from vault.audit.service import AuditContext
 from vault.clock import as_utc
 
 router = APIRouter(tags=["users"])
@@ -88,6 +91,21 @@ class Invited(BaseModel):
     patient_id: uuid.UUID
 
 
+def add_staff_account(
+    *, runtime: Runtime, session: Session, body: NewUser, now: datetime, audit: AuditContext
+) -> User:
+    """Create the staff account ``body`` describes (LoginTaken, WeakPassword: nothing stored)."""
+    return create_user(
+        session,
+        lookup_key=runtime.secrets.login_lookup_key,
+        login=body.login,
+        role=body.role,
+        password=body.password,
+        now=now,
+        audit=audit,
+    )
+
+
 @router.post("/admin/users", status_code=status.HTTP_201_CREATED)
 def add_account(
     body: NewUser,
@@ -98,15 +116,7 @@ def add_account(
     audit: AuditDep,
 ) -> UserSummary:
     """Create a staff account (coordinator, analyst or admin)."""
-    user = create_user(
-        session,
-        lookup_key=runtime.secrets.login_lookup_key,
-        login=body.login,
-        role=body.role,
-        password=body.password,
-        now=now,
-        audit=audit,
-    )
+    user = add_staff_account(runtime=runtime, session=session, body=body, now=now, audit=audit)
     return UserSummary.of(user)
 
 

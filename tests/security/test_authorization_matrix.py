@@ -40,6 +40,7 @@ PUBLIC = {
     "get_survey_questions",
     "open_partner_link",
     "download_partner_document",
+    "download_partner_archive",
     "download_subject_export",  # a signed link: tests/api/test_subject_exports.py
     "get_subject_export_schema",  # the published format of exports: no one's data
 }

@@ -13,12 +13,24 @@ the privacy officer lifts it), and then the code; opening checks all but the cod
 is counted and committed with its event before AccessCodeWrong is raised; the link locks at its
 limit. A right code counts the download, records it with its event and commits, and only then
 is the stream handed back: if the event cannot be written, nothing is streamed (fail closed).
+
+All documents as one ZIP (``download_archive_from_link``) is one use of the link: it passes the
+same checks in the same order (a wrong code is counted the same way), uses one download of the
+link's limit however many documents it holds, and records every document in it as downloaded
+(a ``LinkDownload`` row and a ``link.download`` event each, as a single download would). The
+first document is opened, the use counted and the first document recorded before the first
+byte; each further document is opened, recorded and committed only when the archive reaches
+it, so the record says exactly which documents left. A document that cannot be read by then
+(deleted meanwhile, store unavailable) ends the archive there, cut short; the use stays spent.
+A revocation or lock after the archive has started does not stop it, as it does not stop a
+single download already streaming.
 """
 
 import hashlib
 import hmac
 import re
 import secrets
+import stat
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -27,6 +39,7 @@ from typing import NoReturn
 
 from sqlalchemy import update
 from sqlmodel import Session, col, select
+from stream_zip import ZIP_AUTO, MemberFile, stream_zip
 
 from keys.store import KeyStore
 from vault.accounts.passwords import hash_secret, verify_password
@@ -59,6 +72,12 @@ CODE_LENGTH = 10
 _CODE_SEPARATORS = str.maketrans("", "", " -")
 
 # The cost chosen for passwords (vault.accounts.passwords) protects the codes too.
+
+ARCHIVE_FILENAME = "documents.zip"
+_ARCHIVE_MEMBER_MODE = stat.S_IFREG | 0o600
+_ARCHIVE_CHUNK = 64 * 1024
+# PDF, PNG, JPEG and TIFF are compressed already: deflate level 0 only frames them.
+_ARCHIVE_LEVEL = 0
 
 _EXTENSIONS = {
     "application/pdf": "pdf",
@@ -107,6 +126,7 @@ class LinkView:
     transfer_id: uuid.UUID
     partner_kind: PartnerKind
     documents: list[LinkedDocument]
+    sent_at: datetime
     expires_at: datetime
     downloads_left: int
 
@@ -117,6 +137,14 @@ class LinkStream:
 
     filename: str
     stream: DocumentStream
+
+
+@dataclass(frozen=True)
+class LinkArchive:
+    """Every document of a link as one ZIP, made as it is pulled (see the module)."""
+
+    filename: str
+    chunks: Iterator[bytes]
 
 
 @dataclass(frozen=True)
@@ -191,6 +219,7 @@ def open_link(session: Session, *, token: str, now: datetime, audit: AuditContex
         transfer_id=found.transfer.id,
         partner_kind=partner.kind,
         documents=documents,
+        sent_at=found.transfer.created_at,
         expires_at=found.link.expires_at,
         downloads_left=downloads_left(found.link),
     )
@@ -215,15 +244,68 @@ def download_from_link(
     Raises NotFound (unknown token, or a document not in the transfer), a Gone subclass,
     AccessCodeWrong (with the attempts left), AuditUnavailable, StorageUnavailable, KmsUnavailable.
     """
+    found, released = _released(
+        session, token=token, document_id=document_id, code=code, now=now, audit=audit
+    )
+    [document] = released
+    opened = _downloaded(session, store, keys, found, document.id, now=now, counted=True)
+    return LinkStream(filename=document.filename, stream=opened)
+
+
+def download_archive_from_link(
+    session: Session,
+    *,
+    store: BlobStore,
+    keys: KeyStore,
+    token: str,
+    code: str,
+    now: datetime,
+    audit: AuditContext,
+) -> LinkArchive:
+    """Release every document of the link as one ZIP for the right access code: one use of the
+    link, each document recorded as downloaded when the archive reaches it (see the module).
+
+    Raises what ``download_from_link`` raises before the first byte; afterwards a failure to
+    read a document ends the stream early (the archive is then incomplete).
+    """
+    found, released = _released(
+        session, token=token, document_id=None, code=code, now=now, audit=audit
+    )
+    first, *others = released
+    opened = _downloaded(session, store, keys, found, first.id, now=now, counted=True)
+
+    def members() -> Iterator[MemberFile]:
+        yield _archive_member(first, opened.chunks, now)
+        for document in others:
+            stream = _downloaded(session, store, keys, found, document.id, now=now, counted=False)
+            yield _archive_member(document, stream.chunks, now)
+
+    chunks = iter(stream_zip(members(), _ARCHIVE_CHUNK))
+    return LinkArchive(filename=ARCHIVE_FILENAME, chunks=chunks)
+
+
+def _archive_member(document: LinkedDocument, chunks: Iterator[bytes], now: datetime) -> MemberFile:
+    method = ZIP_AUTO(document.size, level=_ARCHIVE_LEVEL)
+    return document.filename, now, _ARCHIVE_MEMBER_MODE, method, chunks
+
+
+def _released(
+    session: Session,
+    *,
+    token: str,
+    document_id: uuid.UUID | None,
+    code: str,
+    now: datetime,
+    audit: AuditContext,
+) -> tuple["_FoundLink", list[LinkedDocument]]:
+    """The checks of a download in the module's order, then the code: the link and what it
+    releases (the document asked for, or with ``document_id`` None all of them)."""
     found = _known_link(session, token, audit)
     try:
         _check_usable(found.link, found.transfer, now)
-        sent = {document.id: document for document in _sent_documents(session, found.transfer)}
-        if document_id not in sent:
-            key = (found.transfer.id, document_id)
-            if session.get(TransferDocument, key) is None:
-                raise NotFound("no such document in this link")
-            raise Gone("this document was deleted for good")
+        released = _sent_documents(session, found.transfer)
+        if document_id is not None:
+            released = [_sent_document(session, found.transfer, released, document_id)]
         assert_not_restricted(session, patient_id=found.patient_id, case_id=found.transfer.case_id)
     except (Gone, ProcessingRestricted):
         _record_refusal(session, found, now=now)
@@ -233,9 +315,35 @@ def download_from_link(
 
     if not _code_matches(code_hash, code):
         _record_wrong_code(session, found, now=now)
+    return found, released
 
-    # read_document commits its own document.read event once the first frame has decrypted, so
-    # a store or key failure uses up no download.
+
+def _sent_document(
+    session: Session, transfer: Transfer, sent: list[LinkedDocument], document_id: uuid.UUID
+) -> LinkedDocument:
+    """One document of the transfer: NotFound if it never was one, Gone if it was deleted."""
+    for document in sent:
+        if document.id == document_id:
+            return document
+    if session.get(TransferDocument, (transfer.id, document_id)) is None:
+        raise NotFound("no such document in this link")
+    raise Gone("this document was deleted for good")
+
+
+def _downloaded(
+    session: Session,
+    store: BlobStore,
+    keys: KeyStore,
+    found: "_FoundLink",
+    document_id: uuid.UUID,
+    *,
+    now: datetime,
+    counted: bool,
+) -> DocumentStream:
+    """Open a document, record it as downloaded through the link (``counted``: using one
+    download of the link first) and commit, then hand back its stream. read_document commits
+    its own document.read event once the first frame has decrypted, so a store or key failure
+    uses up no download and records none."""
     opened = read_document(
         session=session,
         store=store,
@@ -245,12 +353,16 @@ def download_from_link(
         audit=found.audit,
     )
     try:
-        _count_download(session, found, document_id=document_id, now=now)
+        if counted:
+            _count_download(session, found, now=now)
+        session.add(LinkDownload(link_id=found.link.id, document_id=document_id, at=now))
+        _append(session, AuditAction.LINK_DOWNLOAD, found, now=now, document_id=document_id)
+        session.commit()
     except BaseException:
         session.rollback()
         _close(opened.chunks)
         raise
-    return LinkStream(filename=sent[document_id].filename, stream=opened)
+    return opened
 
 
 @dataclass(frozen=True)
@@ -355,10 +467,9 @@ def _record_wrong_code(session: Session, found: _FoundLink, *, now: datetime) ->
     raise AccessCodeWrong(attempts_left)
 
 
-def _count_download(
-    session: Session, found: _FoundLink, *, document_id: uuid.UUID, now: datetime
-) -> None:
-    """Use one download, atomically (concurrent downloads never pass the limit); commit."""
+def _count_download(session: Session, found: _FoundLink, *, now: datetime) -> None:
+    """Use one download, atomically (concurrent downloads never pass the limit); the caller
+    records what was downloaded and commits."""
     counted = session.execute(
         update(Link)
         .where(
@@ -372,9 +483,6 @@ def _count_download(
     if counted is None:  # the last download (or a lock) happened since the link was checked
         _record_refusal(session, found, now=now)
         raise LinkUsedUp("this link has reached its download limit")
-    session.add(LinkDownload(link_id=found.link.id, document_id=document_id, at=now))
-    _append(session, AuditAction.LINK_DOWNLOAD, found, now=now, document_id=document_id)
-    session.commit()
 
 
 def _append(

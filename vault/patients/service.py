@@ -52,7 +52,7 @@ def _context(patient_id: uuid.UUID | str, field: str) -> bytes:
 
 
 def unsafe_patient_field_opener(
-    key: bytes, *, patient_id: uuid.UUID
+    key: bytes, *, patient_id: uuid.UUID | str
 ) -> Callable[[str, bytes], str]:
     """Opens the sealed fields of one patient row with their already unwrapped key:
     ``opener(field, sealed)``; one cipher and one formatted id for all of the row's fields.

@@ -184,6 +184,24 @@ def erase_patient_data(
     )
 
 
+@dataclass(frozen=True)
+class ErasurePreview:
+    """What an erasure asked for now would do: the cases erased at once, and those kept."""
+
+    erased_cases: tuple[uuid.UUID, ...]
+    kept: tuple[KeptPart, ...]
+
+
+def preview_erasure(
+    session: Session, *, patient_id: uuid.UUID, retention_years: int, now: datetime
+) -> ErasurePreview:
+    """The plan :func:`erase_patient_data` would follow now, for the patient to read before
+    confirming (reads only: no lock, no event; the erasure plans anew when it is asked)."""
+    get_patient(session=session, patient_id=patient_id)
+    plan = _plan(session, patient_id, retention_years=retention_years, now=now, lock=False)
+    return ErasurePreview(erased_cases=tuple(plan.erase), kept=tuple(plan.kept))
+
+
 def retained_parts(
     session: Session, *, request_id: uuid.UUID, now: datetime, audit: AuditContext
 ) -> list[KeptPart]:
@@ -211,22 +229,31 @@ def retained_parts(
 # -- the steps ---------------------------------------------------------------------------------
 
 
-def _plan(session: Session, patient_id: uuid.UUID, *, retention_years: int, now: datetime) -> _Plan:
+def _plan(
+    session: Session,
+    patient_id: uuid.UUID,
+    *,
+    retention_years: int,
+    now: datetime,
+    lock: bool = True,
+) -> _Plan:
     """Sort the patient's cases into erased now and kept (see the module docstring).
 
     Cases already being shredded or shredded are left to the shred under way. The rows are
-    locked (PostgreSQL) so a legal hold cannot be placed between the plan and the marking.
+    locked (PostgreSQL) so a legal hold cannot be placed between the plan and the marking;
+    ``lock=False`` for a preview only.
     """
-    cases = session.exec(
+    query = (
         select(Case)
         .where(
             Case.patient_id == patient_id,
             col(Case.status).in_([CaseStatus.OPEN, CaseStatus.COMPLETED]),
         )
         .order_by(col(Case.created_at), col(Case.id))
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    ).all()
+    )
+    if lock:
+        query = query.with_for_update()
+    cases = session.exec(query.execution_options(populate_existing=True)).all()
     erase: list[uuid.UUID] = []
     kept: list[KeptPart] = []
     for case in cases:

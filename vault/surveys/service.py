@@ -62,7 +62,7 @@ def answer_survey(
         raise Gone("this case was deleted for good at the end of its retention period")
     if case.status is not CaseStatus.COMPLETED:
         raise CaseNotCompleted("a survey can be answered once the treatment is completed")
-    if session.exec(select(Survey.id).where(Survey.case_id == case_id)).first() is not None:
+    if survey_answered(session=session, case_id=case_id):
         raise SurveyAlreadyAnswered("this case's survey was already answered")
     survey = Survey(
         case_id=case.id,
@@ -89,6 +89,12 @@ def answer_survey(
     )
     session.commit()
     return survey
+
+
+def survey_answered(*, session: Session, case_id: uuid.UUID) -> bool:
+    """Whether the case's survey was answered (it can be, once). The caller has checked that
+    the case is the patient's (``case_in_scope``); the answers themselves are not read."""
+    return session.exec(select(Survey.id).where(Survey.case_id == case_id)).first() is not None
 
 
 def unsafe_survey_free_text(*, session: Session, keys: KeyStore, survey: Survey) -> str | None:

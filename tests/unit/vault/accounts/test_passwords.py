@@ -21,6 +21,8 @@ from vault.errors import InvalidLogin, WeakPassword
 KEY = bytes(32)
 GOOD = "a" * MIN_PASSWORD_LENGTH
 
+pytestmark = pytest.mark.real_password_hashing  # these tests are about the real cost
+
 
 def test_hash_is_argon2id_and_verifies() -> None:
     hashed = hash_password(GOOD)

@@ -194,6 +194,7 @@ def test_wrong_password_or_unknown_login_is_denied_and_audited(
     assert count(session, AuthToken) == 0
 
 
+@pytest.mark.real_password_hashing  # the product's cost is what an outdated hash is upgraded to
 def test_login_upgrades_an_outdated_hash(session: Session) -> None:
     user = make_user(session, Role.ADMIN, login="admin@example.org")
     user.password_hash = PasswordHasher.from_parameters(CHEAPEST).hash(USER_PASSWORD)
