@@ -29,7 +29,7 @@ from vault.patients.service import get_patient
 MAX_PAGE = 200
 
 
-def _outcome_context(case_id: uuid.UUID) -> bytes:
+def _outcome_context(case_id: uuid.UUID | str) -> bytes:  # str: the id's canonical text
     return f"case:{case_id}:outcome".encode()
 
 

@@ -7,7 +7,7 @@ holds a transaction open while it works and memory stays bounded by the batch si
 
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
@@ -30,6 +30,7 @@ from vault.keyring import translated_key_errors
 from vault.partners.models import Partner
 from vault.patients.models import Patient, Sex
 from vault.patients.service import unsafe_patient_field_opener
+from vault.read_ahead import read_ahead
 from vault.surveys.models import QaObjection, Survey
 from vault.transfers.models import Transfer
 
@@ -40,8 +41,8 @@ DEFAULT_BATCH_SIZE = 5000
 class SourceRow:
     """One case's data as an extract needs it. Health data: its repr is redacted."""
 
-    case_id: uuid.UUID
-    patient_id: str  # canonical text of the patient's id (``_IdText``)
+    case_id: str  # canonical text of the ids (``_IdText``)
+    patient_id: str
     age: int  # whole years at treatment start
     sex: str
     country: str  # "" when none was given
@@ -72,9 +73,10 @@ def completion_window(period_from: date, period_to: date) -> tuple[datetime, dat
 class _IdText(sa.types.TypeDecorator[str]):
     """A UUID column read as its canonical text (``str(uuid)``) without making a UUID object.
 
-    A bulk read needs the ids of patients and keys only as text (the contexts and owners their
-    values are bound to, the pseudonym's input); building a ``uuid.UUID`` for each costs more
-    than the rest of reading the value. SQLite stores 32 hex digits, PostgreSQL hands a UUID.
+    A bulk read needs the ids of cases, patients and keys only as text (the contexts and
+    owners their values are bound to, the pseudonym's input, the spool); building a
+    ``uuid.UUID`` for each costs more than the rest of reading the value. SQLite stores 32 hex
+    digits, PostgreSQL hands a UUID.
     """
 
     impl = sa.String
@@ -160,7 +162,7 @@ def _eligible_cases(start: datetime, end: datetime) -> sa.Select[*tuple[Any, ...
     and patient keys as stored (NULL once destroyed), so that no second query reads them."""
     case_key, patient_key = aliased(KeyRecord), aliased(KeyRecord)
     columns = sa.select(
-        col(Case.id),
+        _as_text(Case.id),
         col(Case.status),
         _as_text(Case.key_id),
         col(Case.outcome_sealed),
@@ -197,20 +199,21 @@ def still_eligible(
     period_to: date,
     first: uuid.UUID,
     last: uuid.UUID,
-) -> set[uuid.UUID]:
-    """The ids from ``first`` to ``last`` (inclusive) of cases that are still eligible.
+) -> set[str]:
+    """The ids (as text) from ``first`` to ``last`` (inclusive) of cases still eligible.
 
     Cheap (no keys, no sealed columns): the second pass of a build asks it for each batch it
     read back from its spool, so cases shredded, erased, objected to, restricted or withdrawn
     from QA since the first pass are left out.
     """
     query = _eligible(
-        *completion_window(period_from, period_to), sa.select(col(Case.id), col(Case.status))
+        *completion_window(period_from, period_to), sa.select(_as_text(Case.id), col(Case.status))
     ).where(col(Case.id) >= first, col(Case.id) <= last)
     with sessions() as session:
         records = session.connection().execute(query).all()
         session.rollback()
-    return {case_id for case_id, status in records if status is CaseStatus.COMPLETED}
+    completed = CaseStatus.COMPLETED
+    return {case_id for case_id, status in records if status is completed}
 
 
 def source_batches(
@@ -222,36 +225,65 @@ def source_batches(
     stats: BatchStats,
     batch_size: int = DEFAULT_BATCH_SIZE,
 ) -> Iterator[list[SourceRow]]:
-    """Yield the eligible cases' rows, one list per batch (unreadable cases counted, skipped)."""
-    query = _eligible_cases(*completion_window(period_from, period_to))
+    """Yield the eligible cases' rows, one list per batch (unreadable cases counted, skipped).
+
+    The next batch is read and its keys unwrapped (``_read_batches``) while this one is
+    decoded (``read_ahead``): reading waits on the database and the key provider, decoding on
+    the CPU, so on two cores they overlap.
+    """
+    for batch in read_ahead(
+        _read_batches(sessions, keys, completion_window(period_from, period_to), batch_size)
+    ):
+        stats.unreadable += batch.unreadable
+        yield [
+            _row(record, batch.materials[2 * index], batch.materials[2 * index + 1], batch.partners)
+            for index, record in enumerate(batch.readable)
+        ]
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class _ReadBatch:
+    """One batch as read: the readable records, their keys unwrapped (case key, patient key
+    for each record, in order), their partners' kinds, and how many were unreadable."""
+
+    readable: list[sa.Row[*tuple[Any, ...]]]
+    materials: list[bytes]
+    partners: dict[str, tuple[str, ...]]
+    unreadable: int
+
+
+def _read_batches(
+    sessions: Callable[[], Session],
+    keys: KeyStore,
+    window: tuple[datetime, datetime],
+    batch_size: int,
+) -> Iterator[_ReadBatch]:
+    query = _eligible_cases(*window)
     after: uuid.UUID | None = None
+    completed = CaseStatus.COMPLETED
     while True:
         with sessions() as session:
             page = query if after is None else query.where(col(Case.id) > after)
             records = session.connection().execute(page.limit(batch_size)).all()
             if not records:
                 return
-            case_ids = [record[0] for record in records]
-            after = case_ids[-1]
-            partners = _partner_kinds(session, case_ids)
+            first, after = uuid.UUID(records[0][0]), uuid.UUID(records[-1][0])
+            partners = _partner_kinds(session, first, after)
             session.rollback()  # read only: release the transaction before the work below
-        rows = []
+        unreadable = 0
         readable = []
         for record in records:
-            if record[1] is not CaseStatus.COMPLETED:
+            if record[1] is not completed:
                 continue  # shredded since its completion
             if record[3] is None or record[12] is None or record[14] is None:
-                stats.unreadable += 1  # its outcome or a key is gone: nothing left to extract
+                unreadable += 1  # its outcome or a key is gone: nothing left to extract
             else:
                 readable.append(record)
         with translated_key_errors():
             materials = keys.unsafe_unwrap_keys(
                 [wrapped for record in readable for wrapped in _stored_keys(record)]
             )
-        for index, record in enumerate(readable):
-            case_key, patient_key = materials[2 * index], materials[2 * index + 1]
-            rows.append(_row(record, case_key, patient_key, partners))
-        yield rows
+        yield _ReadBatch(readable, materials, partners, unreadable)
 
 
 def _stored_keys(record: sa.Row[*tuple[Any, ...]]) -> tuple[WrappedKey, WrappedKey]:
@@ -263,19 +295,21 @@ def _stored_keys(record: sa.Row[*tuple[Any, ...]]) -> tuple[WrappedKey, WrappedK
 
 
 def _partner_kinds(
-    session: Session, case_ids: Sequence[uuid.UUID]
-) -> dict[uuid.UUID, tuple[str, ...]]:
+    session: Session, first: uuid.UUID, last: uuid.UUID
+) -> dict[str, tuple[str, ...]]:
+    """The kinds of partner each case from ``first`` to ``last`` was forwarded to (by id as
+    text; a range, not a list of ids: the batch's ids need not be turned back into UUIDs)."""
     pairs = (
         session.connection()
         .execute(
-            sa.select(col(Transfer.case_id), col(Partner.kind))
+            sa.select(_as_text(Transfer.case_id), col(Partner.kind))
             .join(Partner, col(Partner.id) == col(Transfer.partner_id))
-            .where(col(Transfer.case_id).in_(case_ids))
+            .where(col(Transfer.case_id) >= first, col(Transfer.case_id) <= last)
             .distinct()
         )
         .all()
     )
-    kinds: defaultdict[uuid.UUID, set[str]] = defaultdict(set)
+    kinds: defaultdict[str, set[str]] = defaultdict(set)
     for case_id, kind in pairs:
         kinds[case_id].add(str(kind))
     return {case_id: tuple(sorted(found)) for case_id, found in kinds.items()}
@@ -285,7 +319,7 @@ def _row(
     record: sa.Row[*tuple[Any, ...]],
     case_key: bytes,
     patient_key: bytes,
-    partners: dict[uuid.UUID, tuple[str, ...]],
+    partners: dict[str, tuple[str, ...]],
 ) -> SourceRow:
     (case_id, _status, _case_key_id, outcome_sealed, patient_id, _patient_key_id, birth_sealed,
      sex_sealed, country_sealed, scores, qa_consent) = record[:11]  # fmt: skip
