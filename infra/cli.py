@@ -309,6 +309,7 @@ def serve() -> None:
         factory=True,
         host=settings.host,
         port=settings.port,
+        workers=settings.web_workers,
         server_header=False,
         # uvicorn's own access log prints raw paths, and partner link tokens travel in paths:
         # the application writes its own, with route templates and anonymised addresses.

@@ -230,6 +230,12 @@ class Settings(BaseSettings):
     )
     host: str = Field(default="127.0.0.1", description="Address `medvault serve` listens on.")
     port: int = Field(default=8000, ge=1, le=65535, description="Port `medvault serve` uses.")
+    web_workers: int = Field(
+        default=1,
+        ge=1,
+        description="Processes `medvault serve` runs (uvicorn's own workers); the API keeps no "
+        "state of its own, so any number share one database, broker and store.",
+    )
 
     @field_validator("database_url")
     @classmethod
