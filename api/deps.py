@@ -62,12 +62,23 @@ def get_notifier(runtime: RuntimeDep) -> Notifier:
 NotifierDep = Annotated[Notifier, Depends(get_notifier)]
 
 
+def user_of_token(session: Session, *, token: str, now: datetime) -> User:
+    """The user of a live access token (NotAuthenticated otherwise), the lookup's transaction
+    ended at once: its connection goes back to the pool instead of being held while the
+    request waits for a worker thread or streams an upload (under load, held connections
+    starved the pool). Committed, not rolled back, so the user stays loaded."""
+    try:
+        return user_for_access_token(session, token=token, now=now)
+    finally:
+        session.commit()
+
+
 def optional_user(
     session: SessionDep, now: NowDep, token: Annotated[str | None, Depends(_bearer)]
 ) -> User | None:
     if token is None:
         return None
-    return user_for_access_token(session, token=token, now=now)
+    return user_of_token(session, token=token, now=now)
 
 
 def current_user(user: Annotated[User | None, Depends(optional_user)]) -> User:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import sqlalchemy as sa
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
@@ -22,6 +23,7 @@ from vault.errors import VaultError
 PROBLEM_BASE = "https://medvault.invalid/problems/"
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 log = logging.getLogger("medvault.api")
+DATABASE_RETRY_AFTER_SECONDS = 5
 
 _HTTP_SLUGS = {
     400: ("bad-request", "Bad request"),
@@ -112,6 +114,20 @@ async def _http_error(request: Request, error: Exception) -> Response:
     )
 
 
+async def _database_unavailable(request: Request, error: Exception) -> Response:
+    # A pool with no free connection within its timeout, a server that does not answer or a
+    # SQLite file locked past busy_timeout: the request did nothing, and may be tried again.
+    log.warning("database unavailable (%s) on %s", type(error).__name__, _route_template(request))
+    return problem_response(
+        request,
+        status=503,
+        slug="database-unavailable",
+        title="Database unavailable",
+        detail="the database is busy or cannot be reached; try again shortly",
+        headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)},
+    )
+
+
 async def _unexpected_error(request: Request, error: Exception) -> Response:
     # The class name only: a message or traceback may carry data from the request.
     log.error("unhandled error %s on %s", type(error).__name__, _route_template(request))
@@ -122,4 +138,6 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(VaultError, _vault_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(sa.exc.TimeoutError, _database_unavailable)
+    app.add_exception_handler(sa.exc.OperationalError, _database_unavailable)
     app.add_exception_handler(Exception, _unexpected_error)

@@ -21,14 +21,13 @@ from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from sqlmodel import Session
 
-from api.deps import ClientDep, NowDep, RuntimeDep, SessionDep
+from api.deps import ClientDep, NowDep, RuntimeDep, SessionDep, user_of_token
 from api.pages import render_page
 from api.routers.cases import own_patient_id
 from api.web.i18n import DEFAULT_LANGUAGE, LANGUAGES, Translator, language_for
 from api.web.session import LANGUAGE_COOKIE, SESSION_COOKIE, cookie, csrf_token, set_cookie
 from infra.wiring import Runtime
 from vault.accounts.models import Role, User
-from vault.accounts.service import user_for_access_token
 from vault.audit.models import ActorKind
 from vault.audit.service import AuditContext
 from vault.errors import Forbidden, NotAuthenticated, VaultError
@@ -115,7 +114,7 @@ def _signed_in_user(request: Request, session: Session, now: datetime) -> User |
     if token is None:
         return None
     try:
-        return user_for_access_token(session, token=token, now=now)
+        return user_of_token(session, token=token, now=now)
     except NotAuthenticated:
         set_cookie(request, SESSION_COOKIE, "", max_age=0)  # expired or revoked: forget it
         return None

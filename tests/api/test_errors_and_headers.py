@@ -3,6 +3,7 @@ the security headers."""
 
 from __future__ import annotations
 
+import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from tests.apiharness import ApiHarness
@@ -52,6 +53,22 @@ def test_unexpected_error_leaves_no_trace(api: ApiHarness) -> None:
     assert PATIENT_NAME not in response.text
     assert "Traceback" not in response.text
     assert "RuntimeError" not in response.text
+
+
+def test_a_database_with_no_free_connection_is_a_503_to_try_again(api: ApiHarness) -> None:
+    app = api.client.app
+
+    @app.get("/pool-exhausted")  # type: ignore[attr-defined, untyped-decorator]
+    def pool_exhausted() -> None:
+        raise sa.exc.TimeoutError(f"QueuePool limit reached for {PATIENT_NAME}")
+
+    with TestClient(app, raise_server_exceptions=False) as client:  # type: ignore[arg-type]
+        response = client.get("/pool-exhausted")
+    assert response.status_code == 503
+    assert response.headers["content-type"] == PROBLEM
+    assert response.headers["retry-after"] == "5"
+    assert response.json()["type"].endswith("/database-unavailable")
+    assert PATIENT_NAME not in response.text
 
 
 def test_a_browser_gets_an_html_error_page(api: ApiHarness) -> None:

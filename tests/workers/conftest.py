@@ -73,7 +73,11 @@ def embedded_env(tmp_path: Path) -> dict[str, str]:
     return env
 
 
-def _require_redis(url: str) -> None:
+def require_redis_url() -> str:
+    """``MEDVAULT_TEST_REDIS_URL``, checked to answer (fail if not); skip when it is unset."""
+    url = os.environ.get("MEDVAULT_TEST_REDIS_URL")
+    if not url:
+        pytest.skip("MEDVAULT_TEST_REDIS_URL is not set")
     client = redis.Redis.from_url(url, socket_connect_timeout=3)
     try:
         client.ping()
@@ -81,17 +85,14 @@ def _require_redis(url: str) -> None:
         pytest.fail(f"MEDVAULT_TEST_REDIS_URL={url} is set but Redis does not answer there")
     finally:
         client.close()
+    return url
 
 
 @pytest.fixture(params=BROKERS)
 def worker_env(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, str]:
     env = embedded_env(tmp_path)
     if request.param == "redis":
-        url = os.environ.get("MEDVAULT_TEST_REDIS_URL")
-        if not url:
-            pytest.skip("MEDVAULT_TEST_REDIS_URL is not set")
-        _require_redis(url)
-        env["MEDVAULT_BROKER_URL"] = url
+        env["MEDVAULT_BROKER_URL"] = require_redis_url()
     return env
 
 
