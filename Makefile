@@ -59,7 +59,16 @@ $(CHROMIUM):
 	$(SUDO) apt-get install -y --no-install-recommends chromium || \
 		{ $(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends chromium; }
 
-test: $(INSTALLED) $(CHROMIUM)
+# The deployment tests check docker-compose.yml with Debian's docker-compose (v1.29, the Python one).
+DOCKER_COMPOSE := /usr/bin/docker-compose
+
+$(DOCKER_COMPOSE):
+	@command -v apt-get >/dev/null || { echo "make: the deployment tests need docker-compose at $@" >&2; exit 1; }
+	@echo "installing Debian's docker-compose for the deployment tests"
+	$(SUDO) apt-get install -y --no-install-recommends docker-compose || \
+		{ $(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends docker-compose; }
+
+test: $(INSTALLED) $(CHROMIUM) $(DOCKER_COMPOSE)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 lint: $(INSTALLED)

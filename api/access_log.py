@@ -4,6 +4,9 @@ A line holds the time, method, route *template* (``/links/{token}``, never the r
 partner link tokens travel in paths), status, duration, bytes sent, the anonymised client
 address and a request id (also returned as ``X-Request-ID``). Never the query string, headers
 or bodies. Lines go to daily files kept 13 months (``vault.audit.access_logs``).
+
+The request id is also bound to structlog's context variables while the request runs, so every
+log line written on its behalf (``infra.logging``) carries it as ``request_id``.
 """
 
 from __future__ import annotations
@@ -14,12 +17,13 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from vault.audit.access_logs import AccessLogSink, DailyFileSink, expired_access_logs
 from vault.audit.addresses import anonymise_address
 
-__all__ = ["AccessLogMiddleware", "DailyFileSink", "expired_access_logs"]
+__all__ = ["AccessLogMiddleware", "DailyFileSink", "expired_access_logs", "route_template"]
 
 UNMATCHED_ROUTE = "<unmatched>"
 REQUEST_ID_HEADER = b"x-request-id"
@@ -54,6 +58,7 @@ class AccessLogMiddleware:
                 response["bytes"] += len(message.get("body", b""))
             await send(message)
 
+        bound = structlog.contextvars.bind_contextvars(request_id=request_id)
         try:
             await self.app(scope, receive, send_and_measure)
         finally:
@@ -62,6 +67,13 @@ class AccessLogMiddleware:
                 self.sink.write(record, at=started_at)
             except OSError as error:  # a full disk must not turn answers into errors
                 _logger.warning("access log not written: %s", error.strerror)
+            structlog.contextvars.reset_contextvars(**bound)
+
+
+def route_template(scope: Scope) -> str:
+    """The matched route's template (``/l/{token}``), never the raw path; ``<unmatched>``."""
+    route = scope.get("route")
+    return getattr(route, "path", None) or UNMATCHED_ROUTE
 
 
 def _record(
@@ -71,13 +83,12 @@ def _record(
     started: float,
     request_id: str,
 ) -> dict[str, Any]:
-    route = scope.get("route")
     client = scope.get("client")
     return {
         "time": started_at.isoformat(timespec="milliseconds"),
         "request_id": request_id,
         "method": scope["method"],
-        "route": getattr(route, "path", None) or UNMATCHED_ROUTE,
+        "route": route_template(scope),
         "status": response["status"],
         "duration_ms": round((time.perf_counter() - started) * 1000, 3),
         "bytes_sent": response["bytes"],

@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 
+from api import metrics
 from api.access_log import AccessLogMiddleware, DailyFileSink
 from api.problems import install_problem_handlers
 from api.routers import (
@@ -36,6 +37,7 @@ from api.security_headers import SecurityHeadersMiddleware
 from api.web import analysis, console, home, patient, privacy
 from api.web import rights as rights_pages
 from api.web.context import SignInRequired, sign_in_redirect
+from infra.metrics import forget_this_process
 from infra.settings import Settings
 from infra.tasks import TaskQueue
 from infra.wiring import Runtime, build_runtime, readiness
@@ -104,6 +106,7 @@ def create_app(
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         yield
         runtime.close()
+        forget_this_process()
 
     app = FastAPI(
         title="medvault",
@@ -119,7 +122,9 @@ def create_app(
     for router in ROUTERS + PAGE_ROUTERS:
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    app.include_router(metrics.router)
     app.add_middleware(SecurityHeadersMiddleware)
+    app.add_middleware(metrics.MetricsMiddleware)
     app.add_middleware(AccessLogMiddleware, sink=DailyFileSink(runtime.settings.access_log_dir))
 
     @app.get("/healthz", tags=["operations"])

@@ -26,6 +26,7 @@ from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import ClientDisconnect, Request
 
+from api.metrics import count_upload
 from vault.errors import InvalidDocument, UploadInterrupted, VaultError
 from vault.intake.limits import IntakeLimits, too_large
 
@@ -137,6 +138,7 @@ async def store_streamed(
             pending_size = 0
             async for chunk in body:
                 received += len(chunk)
+                count_upload(len(chunk))
                 if received > limits.max_bytes:
                     reader.fail(too_large(limits))
                     return

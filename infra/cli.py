@@ -26,7 +26,9 @@ from sqlmodel import Session
 from typer.main import get_command
 
 from infra import migrate
+from infra.logging import configure_logging, logging_config
 from infra.malloc import tune_malloc
+from infra.metrics import MULTIPROC_ENV, prepare_metrics_dir
 from infra.settings import Settings, describe_settings_error
 from infra.wiring import Runtime, build_runtime, readiness
 from keys.errors import KeysError
@@ -303,9 +305,13 @@ def check() -> None:
 def serve() -> None:
     """Run the web application with uvicorn on the configured host and port."""
     settings = Settings()
+    configure_logging()
+    # Before uvicorn imports the application (and prometheus_client) or starts a worker.
+    os.environ[MULTIPROC_ENV] = str(prepare_metrics_dir(settings.metrics_dir, "serve"))
     tune_malloc()
     uvicorn.run(
         ASGI_APP_FACTORY,
+        log_config=logging_config(),
         factory=True,
         host=settings.host,
         port=settings.port,
@@ -322,19 +328,26 @@ def serve() -> None:
 @app.command("worker")
 def worker() -> None:
     """Run a Celery worker: it executes the queued tasks (`worker_concurrency` at a time)."""
-    _run_celery(_celery_args(Settings(), "worker"))
+    settings = Settings()
+    configure_logging()
+    # Before Celery imports the tasks (and prometheus_client) or forks its pool.
+    os.environ[MULTIPROC_ENV] = str(prepare_metrics_dir(settings.metrics_dir, "worker"))
+    _run_celery(_celery_args(settings, "worker"))
 
 
 @app.command("beat")
 def beat() -> None:
     """Run the Celery beat scheduler: it queues the daily and periodic tasks (run only one)."""
-    _run_celery(_celery_args(Settings(), "beat"))
+    settings = Settings()
+    configure_logging()
+    _run_celery(_celery_args(settings, "beat"))
 
 
 @app.command("up")
 def up() -> None:
     """Start a worker and beat as child processes, then serve the API; stop both on exit."""
     settings = Settings()
+    configure_logging()
     children: list[subprocess.Popen[bytes]] = []
     try:
         children.append(_spawn_celery(settings, "worker"))
@@ -347,7 +360,8 @@ def up() -> None:
 
 def _celery_args(settings: Settings, command: Literal["worker", "beat"]) -> list[str]:
     """Arguments of the ``celery`` command for a worker or beat of this installation."""
-    common = ["--app", CELERY_APP]
+    # --quiet: no startup banner, which Celery prints as plain text among the JSON log lines.
+    common = ["--app", CELERY_APP, "--quiet"]
     if command == "worker":
         # Gossip and mingle broadcast to other workers: the embedded broker has no fan-out,
         # and medvault's workers need nothing from each other.
@@ -372,11 +386,16 @@ def _run_celery(args: list[str]) -> None:
 def _spawn_celery(
     settings: Settings, command: Literal["worker", "beat"]
 ) -> subprocess.Popen[bytes]:
+    env = dict(os.environ)
+    env.pop(MULTIPROC_ENV, None)
+    if command == "worker":  # its own metrics folder: the API's counts are not the worker's
+        env[MULTIPROC_ENV] = str(prepare_metrics_dir(settings.metrics_dir, "worker"))
     # A session of its own: Ctrl-C reaches only `up`, which then stops the child in order, and
     # the whole group (the worker's pool processes too) can be ended together.
     return subprocess.Popen(  # noqa: S603 - our own interpreter and arguments, no shell
         [sys.executable, "-m", "celery", *_celery_args(settings, command)],
         start_new_session=True,
+        env=env,
     )
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -14,11 +16,16 @@ from alembic.config import Config
 from alembic.operations import ops
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy.engine import make_url
 
 from infra.db import make_engine
 from infra.models import metadata
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+# PostgreSQL advisory lock key held while migrations run ("medvmigr" in ASCII): any fixed bigint
+# works, it only has to be the same in every medvault process and unused by anything else.
+MIGRATION_LOCK_KEY = 0x6D65_6476_6D69_6772
 
 
 class DropEnumTypeOp(ops.MigrateOperation):
@@ -74,8 +81,46 @@ def alembic_config(url: str) -> Config:
 
 
 def upgrade(url: str, revision: str = "head") -> None:
-    """Bring the database at ``url`` to ``revision`` (the newest by default). Idempotent."""
-    command.upgrade(alembic_config(url), revision)
+    """Bring the database at ``url`` to ``revision`` (the newest by default). Idempotent.
+
+    Safe to run from several processes at once (containers starting together): on PostgreSQL
+    they take turns, and those that come after the first find nothing left to do.
+    """
+    with _one_migrator_at_a_time(url):
+        command.upgrade(alembic_config(url), revision)
+
+
+@contextmanager
+def _one_migrator_at_a_time(url: str) -> Iterator[None]:
+    """Hold PostgreSQL's session-level advisory lock ``MIGRATION_LOCK_KEY`` on a connection of
+    its own for the whole upgrade. Without it, two upgraders both read "no version yet" and both
+    run the first revision: one of them fails on "relation already exists".
+
+    SQLite needs nothing: every migration transaction starts with BEGIN IMMEDIATE (infra.db),
+    so a second upgrader waits for the first to commit, then reads the new version.
+    """
+    if make_url(url).get_backend_name() not in ("postgresql", "postgres"):
+        yield
+        return
+    engine = make_engine(url)
+    try:
+        # Autocommit: the lock belongs to the session, and this connection must not sit idle
+        # inside a transaction for as long as the migrations take.
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            connection.execute(
+                sa.text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK_KEY}
+            )
+            try:
+                yield
+            finally:
+                # A lost connection has released the lock already; its error must not hide the
+                # migration's own. dispose() below ends the session (and any lock) regardless.
+                with suppress(sa.exc.DBAPIError):
+                    connection.execute(
+                        sa.text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK_KEY}
+                    )
+    finally:
+        engine.dispose()
 
 
 def heads() -> list[str]:

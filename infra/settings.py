@@ -170,6 +170,23 @@ class Settings(BaseSettings):
         default_factory=lambda data: data["data_dir"] / "logs",
         description="Folder of the daily JSON access logs (anonymised addresses).",
     )
+    metrics_dir: Path = Field(
+        default_factory=lambda data: data["data_dir"] / "metrics",
+        description="Private folder (0700) where the processes of `medvault serve` and "
+        "`medvault worker` keep their Prometheus counters (one subfolder each, emptied when "
+        "they start).",
+    )
+    metrics_token: SecretStr | None = Field(
+        default=None,
+        description="Bearer token that `GET /metrics` requires; unset, `/metrics` answers 404.",
+    )
+    worker_metrics_port: int = Field(
+        default=0,
+        ge=0,
+        le=65535,
+        description="Port on which `medvault worker` serves its Prometheus metrics (on `host`); "
+        "0 serves none.",
+    )
     forwarded_allow_ips: str = Field(
         default="127.0.0.1",
         description="Proxies whose X-Forwarded-For/-Proto headers `medvault serve` trusts.",
@@ -228,7 +245,10 @@ class Settings(BaseSettings):
         description="Celery queue the API sends to and the workers consume; installations "
         "sharing one broker each need their own.",
     )
-    host: str = Field(default="127.0.0.1", description="Address `medvault serve` listens on.")
+    host: str = Field(
+        default="127.0.0.1",
+        description="Address `medvault serve` (and the worker's metrics endpoint) listens on.",
+    )
     port: int = Field(default=8000, ge=1, le=65535, description="Port `medvault serve` uses.")
     web_workers: int = Field(
         default=1,
@@ -248,6 +268,12 @@ class Settings(BaseSettings):
             raise ValueError(f"unsupported database {backend!r}; use sqlite or postgresql")
         return url
 
+    @field_validator("metrics_token", mode="before")
+    @classmethod
+    def _empty_token_is_unset(cls, value: object) -> object:
+        # `MEDVAULT_METRICS_TOKEN=` in an env file means "no metrics endpoint", not "no token".
+        return None if value == "" else value
+
     @model_validator(mode="after")
     def _production_is_safe(self) -> Self:
         if self.mode != "production":
@@ -260,6 +286,12 @@ class Settings(BaseSettings):
         if len(secret) < MIN_SECRET_LENGTH:
             raise ValueError(
                 f"{ENV_PREFIX}SECRET_KEY: production mode needs a secret key of at least "
+                f"{MIN_SECRET_LENGTH} characters"
+            )
+        token = self.metrics_token
+        if token is not None and len(token.get_secret_value()) < MIN_SECRET_LENGTH:
+            raise ValueError(
+                f"{ENV_PREFIX}METRICS_TOKEN: production mode needs a metrics token of at least "
                 f"{MIN_SECRET_LENGTH} characters"
             )
         if self.key_provider == "local":

@@ -15,6 +15,7 @@ from celery import Celery
 from infra.tasks import celery_config
 from keys import errors as key_errors
 from vault.errors import KmsUnavailable, StorageUnavailable
+from workers import observability  # noqa: F401 - connects the logging and metrics signals
 from workers.runtime import worker_settings
 from workers.schedule import BEAT_SCHEDULE
 

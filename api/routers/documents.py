@@ -20,6 +20,7 @@ from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import AuditDep, CaseWorker, NowDep, RuntimeDep, SessionDep
+from api.metrics import counted
 from api.routers.cases import patient_scope
 from api.uploads import (
     MULTIPART_OVERHEAD,
@@ -254,7 +255,7 @@ def document_download(
     )
     document = opened.document
     return StreamingResponse(
-        opened.chunks,
+        counted(opened.chunks, "document"),
         media_type=document.media_type,
         headers={
             **NO_STORE,

@@ -19,6 +19,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, field_validator
 from sqlmodel import Session
 
 from api.deps import AuditDep, ClientDep, NowDep, PatientUser, RuntimeDep, SessionDep
+from api.metrics import counted
 from api.routers.cases import own_patient_id
 from api.routers.documents import NO_STORE
 from infra.tasks import EXPORTS_BUILD
@@ -236,7 +237,7 @@ def download_subject_export(
         audit=AuditContext(ActorKind.ANONYMOUS, None, client),
     )
     return StreamingResponse(
-        download.chunks,
+        counted(download.chunks, "export"),
         media_type="application/zip",
         headers={
             **NO_STORE,

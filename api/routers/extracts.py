@@ -21,6 +21,7 @@ from api.deps import (
     SessionDep,
     require_role,
 )
+from api.metrics import counted
 from api.routers.documents import NO_STORE
 from infra.tasks import EXTRACTS_BUILD
 from infra.wiring import Runtime
@@ -166,7 +167,7 @@ def extract_download(
         audit=audit,
     )
     return StreamingResponse(
-        chunks,
+        counted(chunks, "extract"),
         media_type=MEDIA_TYPES[fmt],
         headers={
             **NO_STORE,

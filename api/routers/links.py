@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
@@ -23,6 +23,7 @@ from pydantic import AwareDatetime, BaseModel
 from sqlmodel import Session
 
 from api.deps import ClientDep, NowDep, RuntimeDep, SessionDep
+from api.metrics import count_link_download, counted
 from api.pages import render_page, wants_html
 from api.web.i18n import LANGUAGES, Translator, language_for
 from api.web.session import LANGUAGE_COOKIE, LANGUAGE_COOKIE_DAYS, Cookie, behind_tls
@@ -30,7 +31,7 @@ from infra.wiring import Runtime
 from vault.audit.models import ActorKind
 from vault.audit.service import AuditContext
 from vault.documents.models import DocumentKind
-from vault.errors import AccessCodeWrong
+from vault.errors import AccessCodeWrong, VaultError
 from vault.links.service import (
     LinkView,
     download_archive_from_link,
@@ -139,15 +140,28 @@ def open_partner_link(token: str, call: LinkCallDep) -> Response:
     return JSONResponse(LinkOut.of(view).model_dump(mode="json"), headers=PRIVATE)
 
 
-def _released(call: LinkCall, token: str, release: Callable[[], StreamingResponse]) -> Response:
+def _released(
+    call: LinkCall,
+    token: str,
+    release: Callable[[], StreamingResponse],
+    *,
+    kind: Literal["document", "archive"],
+) -> Response:
     """The download ``release`` answers; for a wrong code, a browser gets the link page again
-    saying so (403), anything else the problem. A link that has just locked answers 410."""
+    saying so (403), anything else the problem. A link that has just locked answers 410.
+    Each attempt is counted (``medvault_link_downloads``) as released or refused."""
     try:
-        return release()
+        response = release()
     except AccessCodeWrong as wrong:
+        count_link_download(kind, ok=False)
         if not wants_html(call.request):
             raise
         return _link_page(call, token, wrong=wrong)
+    except VaultError:
+        count_link_download(kind, ok=False)
+        raise
+    count_link_download(kind, ok=True)
+    return response
 
 
 WITH_CODE: dict[int | str, dict[str, Any]] = {
@@ -191,10 +205,12 @@ def download_partner_document(
             "X-Content-Type-Options": "nosniff",
         }
         return StreamingResponse(
-            released.stream.chunks, media_type=document.media_type, headers=headers
+            counted(released.stream.chunks, "link_document"),
+            media_type=document.media_type,
+            headers=headers,
         )
 
-    return _released(call, token, release)
+    return _released(call, token, release, kind="document")
 
 
 @router.post(
@@ -226,6 +242,8 @@ def download_partner_archive(
             "Content-Disposition": f'attachment; filename="{archive.filename}"',
             "X-Content-Type-Options": "nosniff",
         }
-        return StreamingResponse(archive.chunks, media_type="application/zip", headers=headers)
+        return StreamingResponse(
+            counted(archive.chunks, "link_archive"), media_type="application/zip", headers=headers
+        )
 
-    return _released(call, token, release)
+    return _released(call, token, release, kind="archive")

@@ -8,8 +8,8 @@ Every page calls what the API's admin routes call: ``/admin/users`` (the users r
 ``/admin/retention/preview`` (``retention_preview``) and the legal holds. Nothing here shows
 personal data: accounts by id and role (logins are stored as digests), cases and patients by id.
 
-No verification result is stored (the ``audit.verify`` event records only that one was run), so
-the audit page shows the result of the verification it has just run.
+The audit page shows the result of the verification it has just run; the ``audit.verify`` event
+records only whether the chain was intact (its outcome), which is what ``GET /metrics`` reports.
 """
 
 from __future__ import annotations
@@ -345,7 +345,7 @@ def audit_page(page: OfficerPage) -> Response:
 
 @router.post("/privacy/audit/verify")
 def verify_audit(page: OfficerPage) -> Response:
-    """Verify the chain, as ``POST /admin/audit/verify``, and show the result (not stored)."""
+    """Verify the chain, as ``POST /admin/audit/verify``, and show the result."""
     try:
         result = verify_chain_now(
             runtime=page.runtime, session=page.session, audit=page.audit, now=page.now

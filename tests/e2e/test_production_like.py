@@ -87,6 +87,12 @@ def env(tmp_path: Path, own_postgres_url: str, moto_url: str) -> dict[str, str]:
     }
 
 
+def own_host(folder: Path, port: int) -> dict[str, str]:
+    """What differs between two hosts running the same service: the port and the local folder
+    of per-process metrics (everything else they share is in PostgreSQL, Redis and S3)."""
+    return {"MEDVAULT_PORT": str(port), "MEDVAULT_METRICS_DIR": str(folder / "metrics")}
+
+
 def medvault(*args: str, env: dict[str, str], stdin: str = "") -> str:
     result = subprocess.run(
         [str(MEDVAULT), *args],
@@ -113,7 +119,7 @@ def apis(env: dict[str, str], tmp_path: Path) -> Iterator[list[httpx.Client]]:
                 processes.append(
                     subprocess.Popen(
                         [str(MEDVAULT), "serve"],
-                        env=child_env(env | {"MEDVAULT_PORT": str(port)}),
+                        env=child_env(env | own_host(tmp_path / f"api-{index}", port)),
                         stdout=subprocess.DEVNULL,
                         stderr=log,
                     )

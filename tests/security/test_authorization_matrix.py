@@ -114,6 +114,9 @@ ALLOWED: dict[str, frozenset[str]] = {
     # Acts on the caller's own record only (patient B erases B); runs last but for log_out.
     "erase_my_data": frozenset({"patient_a", "patient_b"}),
     "list_erasure_retained_parts": frozenset({"admin"}),
+    # -- operations: Prometheus metrics need the metrics token (set below); no role's access
+    # token opens them, the privacy officer's included.
+    "get_metrics": frozenset(),
 }
 ANALYST_OPERATIONS = {operation for operation, who in ALLOWED.items() if "analyst" in who}
 
@@ -127,6 +130,14 @@ SCOPED_LISTS = {
     "list_my_exports",
 }
 DENIED = {401, 403, 404}
+METRICS_TOKEN = "matrix-metrics-token-" + "x" * 24
+
+
+@pytest.fixture(autouse=True)
+def _metrics_endpoint_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``GET /metrics`` exists only with a token set: set one, so that anonymous callers must
+    get 401 and every role's access token is refused like any wrong token."""
+    monkeypatch.setenv("MEDVAULT_METRICS_TOKEN", METRICS_TOKEN)
 
 
 @dataclass

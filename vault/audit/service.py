@@ -125,9 +125,12 @@ def list_events(
 def verify_audit_log(
     session: Session, *, store: BlobStore, signing_key: bytes, audit: AuditContext, now: datetime
 ) -> VerifyReport:
-    """Verify the chain (``vault.audit.verify``) and record that it was verified."""
+    """Verify the chain (``vault.audit.verify``) and record that it was verified, with its
+    result as the event's outcome: ``ok`` for an intact chain, ``refused`` for a broken one
+    (the last audit.verify event is what the metrics report as the last verification)."""
     report = verify_chain(session, store=store, signing_key=signing_key)
-    append_event(session, context=audit, action=AuditAction.AUDIT_VERIFY, now=now)
+    outcome = "ok" if report.ok else "refused"
+    append_event(session, context=audit, action=AuditAction.AUDIT_VERIFY, now=now, outcome=outcome)
     return report
 
 

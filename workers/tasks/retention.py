@@ -9,6 +9,7 @@ from infra.tasks import RETENTION_PURGE, RETENTION_RUN
 from vault.clock import utcnow
 from vault.retention.service import purge_expired_logs, run_retention
 from workers.app import medvault_task
+from workers.observability import count_retention
 from workers.runtime import worker_session
 
 
@@ -23,6 +24,7 @@ def run() -> dict[str, int]:
             retention_years=runtime.settings.retention_years,
             now=utcnow(),
         )
+    count_retention(shredded=len(report.shredded), patients_erased=report.patients_erased)
     return {
         "due": len(report.due),
         "shredded": len(report.shredded),
