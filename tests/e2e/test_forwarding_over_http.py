@@ -4,14 +4,10 @@ the same (sanitised) bytes with the access code, and the audit chain verifies.""
 
 from __future__ import annotations
 
-import email
-import email.policy
 import hashlib
 import io
 import os
-import re
 import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,12 +18,11 @@ import pikepdf
 import pytest
 
 from tests.conftest import free_port, wait_for_port
+from tests.e2e.service import PASSWORD, mailed_code, medvault, sign_in
 from tests.factories import PATIENT_NAME, pdf_bytes
+from tests.workers.conftest import MEDVAULT
 
 pytestmark = [pytest.mark.postgres, pytest.mark.moto, pytest.mark.slow]
-
-MEDVAULT = Path(sys.executable).with_name("medvault")
-PASSWORD = "e2e password long enough"
 
 
 @pytest.fixture
@@ -51,20 +46,6 @@ def env(tmp_path: Path, own_postgres_url: str, moto_url: str) -> dict[str, str]:
     }
 
 
-def medvault(*args: str, env: dict[str, str], stdin: str = "") -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        [str(MEDVAULT), *args],
-        env=env,
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    return result
-
-
 @pytest.fixture
 def server(env: dict[str, str], tmp_path: Path) -> Iterator[httpx.Client]:
     medvault("db", "upgrade", env=env)
@@ -80,24 +61,6 @@ def server(env: dict[str, str], tmp_path: Path) -> Iterator[httpx.Client]:
     finally:
         proc.terminate()
         proc.wait(timeout=20)
-
-
-def mailed_code(env: dict[str, str], to: str) -> str:
-    """The one-time code of the confirmation mail (no SMTP server set: it is in the outbox)."""
-    outbox = Path(env["MEDVAULT_DATA_DIR"]) / "outbox"
-    for path in outbox.iterdir():
-        mail = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
-        if mail["To"] == to:
-            body = mail.get_body(preferencelist=("plain",))
-            assert body is not None
-            return re.findall(r"^([A-Za-z0-9_-]{20,})$", body.get_content(), re.MULTILINE)[0]
-    raise AssertionError("no confirmation mail in the outbox")
-
-
-def sign_in(client: httpx.Client, login: str) -> dict[str, str]:
-    response = client.post("/auth/token", data={"username": login, "password": PASSWORD})
-    assert response.status_code == 200, response.text
-    return {"Authorization": f"Bearer {response.json()['access_token']}"}
 
 
 def test_patient_uploads_coordinator_forwards_partner_downloads(

@@ -11,10 +11,7 @@ object per row, no object without its row, the shredded cases' objects gone.
 
 from __future__ import annotations
 
-import email
-import email.policy
 import hashlib
-import re
 import secrets
 import subprocess
 import threading
@@ -32,6 +29,7 @@ from sqlmodel import col, select
 from infra.tasks import RETENTION_RUN
 from infra.wiring import Runtime
 from tests.conftest import free_port, wait_for_port
+from tests.e2e.service import PASSWORD, mailed_code, medvault, sign_in
 from tests.factories import make_qa_patient, png_bytes
 from tests.workers.conftest import (
     MEDVAULT,
@@ -51,7 +49,6 @@ from vault.documents.models import Document
 
 pytestmark = [pytest.mark.postgres, pytest.mark.moto, pytest.mark.slow]
 
-PASSWORD = "production-like password"
 PATIENTS = 20
 UPLOADS_PER_PATIENT = 10  # 200 uploads in all
 API_PROCESSES = 2
@@ -91,20 +88,6 @@ def own_host(folder: Path, port: int) -> dict[str, str]:
     """What differs between two hosts running the same service: the port and the local folder
     of per-process metrics (everything else they share is in PostgreSQL, Redis and S3)."""
     return {"MEDVAULT_PORT": str(port), "MEDVAULT_METRICS_DIR": str(folder / "metrics")}
-
-
-def medvault(*args: str, env: dict[str, str], stdin: str = "") -> str:
-    result = subprocess.run(
-        [str(MEDVAULT), *args],
-        env=child_env(env),
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    return result.stdout
 
 
 @pytest.fixture
@@ -148,23 +131,6 @@ def workers(env: dict[str, str], apis: list[httpx.Client], tmp_path: Path) -> It
     finally:
         for worker in started:
             worker.stop()
-
-
-def mailed_code(env: dict[str, str], to: str) -> str:
-    outbox = Path(env["MEDVAULT_DATA_DIR"]) / "outbox"
-    for path in outbox.iterdir():
-        mail = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
-        if mail["To"] == to:
-            body = mail.get_body(preferencelist=("plain",))
-            assert body is not None
-            return re.findall(r"^([A-Za-z0-9_-]{20,})$", body.get_content(), re.MULTILINE)[0]
-    raise AssertionError("no confirmation mail in the outbox")
-
-
-def sign_in(client: httpx.Client, login: str) -> dict[str, str]:
-    response = client.post("/auth/token", data={"username": login, "password": PASSWORD})
-    assert response.status_code == 200, response.text
-    return {"Authorization": f"Bearer {response.json()['access_token']}"}
 
 
 def patient_with_case(client: httpx.Client, env: dict[str, str]) -> tuple[dict[str, str], str]:
@@ -327,7 +293,7 @@ def test_two_apis_and_two_workers_keep_every_document_under_load(
         assert not objects & due_objects
 
         verified = medvault("audit", "verify", env=env)
-        assert "ok" in verified
+        assert "ok" in verified.stdout
         with runtime.sessions() as session:
             # No fork: each event follows exactly one other, in one unbroken sequence.
             seqs = session.exec(select(AuditEvent.seq).order_by(col(AuditEvent.seq))).all()
