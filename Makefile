@@ -25,7 +25,7 @@ PYTHON = $(shell for p in $(PYTHON_CANDIDATES); do \
 help:
 	@echo "make run        install, migrate the database, start medvault (API on http://127.0.0.1:8000, worker, beat)"
 	@echo "make test       install and run the tests (PYTEST_ARGS='-k ...' to narrow)"
-	@echo "make lint       ruff, ruff format --check, mypy, import-linter"
+	@echo "make lint       ruff, ruff format --check, mypy, import-linter, bandit (high severity)"
 	@echo "make bench      benchmarks, results in $(BENCH_RESULTS)"
 	@echo "make migration m='what changed'   autogenerate a database migration"
 	@echo "make clean      remove var/ and test artifacts (keeps .venv)"
@@ -76,6 +76,7 @@ lint: $(INSTALLED)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+	$(BIN)/bandit --quiet --configfile pyproject.toml --severity-level high --recursive api infra keys vault workers
 
 bench: $(INSTALLED_BENCH)
 	MEDVAULT_BENCH_OUT=$(BENCH_RESULTS) $(BIN)/python -m tests.perf
