@@ -141,3 +141,63 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(sa.exc.TimeoutError, _database_unavailable)
     app.add_exception_handler(sa.exc.OperationalError, _database_unavailable)
     app.add_exception_handler(Exception, _unexpected_error)
+
+
+# -- the errors in the OpenAPI document
+# Every operation answers its errors as problem+json; the document says so, per operation,
+# for the statuses it can answer: 400 where there is a body (unparsable); 422 (FastAPI
+# declares it as plain JSON: it is a problem); 401 and 403 where a token is required; 404,
+# 409 and 410 where the operation names an object (in its path or body: not found, a conflict
+# with its state, shredded); 401 and 429 for the sign-in operations (wrong credentials,
+# throttled); 503 everywhere (the audit event or the database could not be written).
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "An RFC 9457 problem.",
+    "required": ["type", "title", "status"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "instance": {"type": "string"},
+    },
+    "additionalProperties": True,
+}
+_PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
+_ERROR_DESCRIPTIONS = {
+    400: "The body cannot be parsed as its media type",
+    401: "Not signed in, or the token is expired or revoked",
+    403: "Not allowed for this caller",
+    404: "No such object, or not the caller's",
+    409: "Conflicts with the object's state (consent, restriction, hold)",
+    410: "Gone: shredded, expired, revoked or used up",
+    422: "The request does not match what this operation accepts",
+    429: "Too many attempts: wait Retry-After seconds",
+    503: "The database or the audit chain cannot be written; try again",
+}
+
+
+def document_problems(spec: dict[str, Any]) -> dict[str, Any]:
+    """Add the problem responses each operation can answer to an OpenAPI document (in place)."""
+    spec.setdefault("components", {}).setdefault("schemas", {})["Problem"] = PROBLEM_SCHEMA
+    for path, methods in spec.get("paths", {}).items():
+        for operation in methods.values():
+            statuses = {503}
+            names_an_object = "{" in path or "requestBody" in operation
+            if operation.get("parameters") or "requestBody" in operation:
+                statuses.add(422)
+            if operation.get("security"):
+                statuses |= {401, 403}
+            if names_an_object:
+                statuses |= {404, 409, 410}
+            if "requestBody" in operation:
+                statuses.add(400)  # a body that cannot be parsed as its media type
+            if path.startswith("/auth/"):
+                statuses |= {401, 429}  # wrong credentials or codes; throttled
+            responses = operation.setdefault("responses", {})
+            for status in sorted(statuses):
+                declared = responses.setdefault(
+                    str(status), {"description": _ERROR_DESCRIPTIONS[status]}
+                )
+                declared["content"] = {PROBLEM_MEDIA_TYPE: {"schema": _PROBLEM_REF}}
+    return spec

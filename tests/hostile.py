@@ -730,3 +730,303 @@ EMPTY = b""
 
 def truncated(data: bytes, keep: float = 0.5) -> bytes:
     return data[: max(1, int(len(data) * keep))]
+
+
+# --------------------------------------------------------------------------------------------
+# Polyglots: one file that is two formats at once
+# --------------------------------------------------------------------------------------------
+
+SCRIPT_HTML = f"<html><body><script>{PLANTED_JS}()</script></body></html>".encode()
+
+
+def tail_pdf() -> bytes:
+    """A small PDF carrying the planted tail, for appending to or embedding in other files."""
+    return text_pdf(pages=1, text=PLANTED_TAIL)
+
+
+def pdf_zip_polyglot() -> bytes:
+    """A PDF that is also a ZIP: the archive follows %%EOF (a ZIP is read from its end)."""
+    return text_pdf(pages=1) + _zip_payload()
+
+
+def pdf_with_script_in_header_comment() -> bytes:
+    """HTML with a script in the comment line after the header (a PDF/HTML polyglot)."""
+    pdf = text_pdf(pages=1)
+    eol = pdf.index(b"\n") + 1
+    return pdf[:eol] + b"%" + SCRIPT_HTML + b"\n" + pdf[eol:]
+
+
+def html_then_pdf() -> bytes:
+    """HTML first, a PDF after it: readers that search for the header would open it."""
+    return SCRIPT_HTML + b"\n" + text_pdf(pages=1)
+
+
+def with_appended(data: bytes, payload: bytes) -> bytes:
+    """``data`` followed by ``payload`` (a PDF, HTML or script after an image's end)."""
+    return data + payload
+
+
+def jpeg_with_pdf_in_comment() -> bytes:
+    """A JPEG whose COM segment holds a whole PDF (readers find a PDF header anywhere in the
+    first KiB): the comment must go, and the PDF with it."""
+    pdf = tail_pdf()
+    assert len(pdf) < 0xFFF0
+    return _insert_after_soi(plain_jpeg(), [_jpeg_segment(0xFE, pdf)])
+
+
+def png_with_pdf_chunk() -> bytes:
+    """A PNG with a private ancillary chunk right after IHDR that holds a whole PDF."""
+    png = plain_png()
+    after_ihdr = 8 + 25
+    return png[:after_ihdr] + _png_chunk(b"pdFz", tail_pdf()) + png[after_ihdr:]
+
+
+# --------------------------------------------------------------------------------------------
+# PDF: recursion, loops in the cross-reference chain, huge pages, broken streams
+# --------------------------------------------------------------------------------------------
+
+
+def pdf_recursive_form_xobject() -> bytes:
+    """A form XObject that draws itself (its resources name itself): infinite recursion for a
+    renderer, a cycle for anything that walks resources."""
+    form = _stream(
+        b"q /Self Do Q",
+        b"/Type /XObject /Subtype /Form /BBox [0 0 100 100]"
+        b" /Resources << /XObject << /Self 4 0 R >> >>",
+    )
+    return raw_pdf(
+        [
+            b"<< /Type /Catalog /Pages 2 0 R >>",
+            b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 5 0 R"
+            b" /Resources << /XObject << /Self 4 0 R >> >> >>",
+            form,
+            _stream(b"/Self Do"),
+        ]
+    )
+
+
+def pdf_action_loop() -> bytes:
+    """A JavaScript open action whose /Next chain leads back to itself, and an outline item
+    that is its own next sibling and first child."""
+    js = f"app.alert('{PLANTED_JS}');".encode()
+    return raw_pdf(
+        [
+            b"<< /Type /Catalog /Pages 2 0 R /OpenAction 5 0 R /Outlines 6 0 R >>",
+            b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R >>",
+            _PAGE_CONTENT,
+            b"<< /S /JavaScript /JS (%s) /Next [5 0 R 8 0 R] >>" % js,
+            b"<< /Type /Outlines /First 7 0 R /Last 7 0 R /Count 1 >>",
+            b"<< /Title (loop) /Parent 6 0 R /First 7 0 R /Next 7 0 R /A 8 0 R >>",
+            b"<< /S /JavaScript /JS (%s) /Next 5 0 R >>" % js,
+        ]
+    )
+
+
+def pdf_self_referencing_length() -> bytes:
+    """A stream whose /Length is an indirect reference to the stream itself."""
+    content = b"BT /F1 12 Tf 72 720 Td (hello) Tj ET"
+    return raw_pdf(
+        [
+            b"<< /Type /Catalog /Pages 2 0 R >>",
+            b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R >>",
+            b"<< /Length 4 0 R >>\nstream\n" + content + b"\nendstream",
+        ]
+    )
+
+
+def pdf_xref_self_loop() -> bytes:
+    """The trailer's /Prev points at its own cross-reference table."""
+    data = raw_pdf(
+        [
+            b"<< /Type /Catalog /Pages 2 0 R >>",
+            b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R >>",
+            _PAGE_CONTENT,
+        ]
+    )
+    xref_at = data.rindex(b"\nxref\n") + 1
+    return data.replace(b"trailer\n<< ", b"trailer\n<< /Prev %d " % xref_at)
+
+
+def pdf_xref_two_section_loop() -> bytes:
+    """An incremental update whose cross-reference section and the original one name each
+    other as /Prev: a loop of two."""
+    placeholder = b"/Prev 0000000000 "
+    base = raw_pdf(
+        [
+            b"<< /Type /Catalog /Pages 2 0 R >>",
+            b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R >>",
+            _PAGE_CONTENT,
+        ]
+    ).replace(b"trailer\n<< ", b"trailer\n<< " + placeholder)
+    first_xref = base.rindex(b"\nxref\n") + 1
+    out = bytearray(base)
+    page_at = len(out)
+    out += b"3 0 obj\n<< /Type /Page /Parent 2 0 R /MediaBox [0 0 300 300] /Contents 4 0 R >>"
+    out += b"\nendobj\n"
+    second_xref = len(out)
+    out += b"xref\n3 1\n%010d 00000 n \n" % page_at
+    out += b"trailer\n<< /Size 5 /Root 1 0 R /Prev %d >>\n" % first_xref
+    out += b"startxref\n%d\n%%%%EOF\n" % second_xref
+    at = bytes(out).index(placeholder)
+    out[at : at + len(placeholder)] = b"/Prev %010d " % second_xref
+    return bytes(out)
+
+
+def pdf_huge_media_box(size: bytes = b"14400000") -> bytes:
+    """One page whose MediaBox is ``size`` units square (the limit readers apply is 14,400)."""
+    return raw_pdf(
+        [
+            b"<< /Type /Catalog /Pages 2 0 R >>",
+            b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 %s %s] /Contents 4 0 R >>" % (size, size),
+            _PAGE_CONTENT,
+        ]
+    )
+
+
+def _pdf_with_content_stream(stream: bytes) -> bytes:
+    return raw_pdf(
+        [
+            b"<< /Type /Catalog /Pages 2 0 R >>",
+            b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R >>",
+            stream,
+        ]
+    )
+
+
+def pdf_broken_stream(kind: str) -> bytes:
+    """A page content stream broken in one way: ``long`` or ``short`` or ``negative`` /Length,
+    ``garbage-flate`` (random bytes labelled FlateDecode), ``truncated-flate`` (a deflate
+    stream cut in half), ``unknown-filter`` or ``no-endstream``."""
+    content = b"BT /F1 12 Tf 72 720 Td (hello) Tj ET " * 20
+    rng = random.Random(kind)
+    if kind == "long":
+        return _pdf_with_content_stream(
+            b"<< /Length 999999 >>\nstream\n" + content + b"\nendstream"
+        )
+    if kind == "short":
+        return _pdf_with_content_stream(b"<< /Length 7 >>\nstream\n" + content + b"\nendstream")
+    if kind == "negative":
+        return _pdf_with_content_stream(b"<< /Length -50 >>\nstream\n" + content + b"\nendstream")
+    if kind == "garbage-flate":
+        garbage = bytes(rng.getrandbits(8) for _ in range(2048))
+        return _pdf_with_content_stream(_stream(garbage, b"/Filter /FlateDecode"))
+    if kind == "truncated-flate":
+        deflated = zlib.compress(content, 9)
+        return _pdf_with_content_stream(
+            _stream(deflated[: len(deflated) // 2], b"/Filter /FlateDecode")
+        )
+    if kind == "unknown-filter":
+        return _pdf_with_content_stream(_stream(content, b"/Filter /MedvaultNoSuchDecode"))
+    if kind == "no-endstream":
+        return _pdf_with_content_stream(b"<< /Length 10 >>\nstream\n" + content)
+    raise ValueError(kind)
+
+
+BROKEN_STREAM_KINDS = (
+    "long",
+    "short",
+    "negative",
+    "garbage-flate",
+    "truncated-flate",
+    "unknown-filter",
+    "no-endstream",
+)
+
+
+# --------------------------------------------------------------------------------------------
+# Image decompression bombs: small files whose pixels inflate to hundreds of megabytes
+# --------------------------------------------------------------------------------------------
+
+
+def png_bomb(width: int, height: int) -> bytes:
+    """A 1-bit greyscale PNG of ``width`` x ``height`` whose IDAT inflates to every row
+    (filter byte and pixels) of zeros: a few KiB for hundreds of megapixels."""
+    row = 1 + -(-width // 8)
+    compressor = zlib.compressobj(9)
+    pieces = []
+    block_rows = max(1, (4 << 20) // row)
+    for first in range(0, height, block_rows):
+        pieces.append(compressor.compress(bytes(row * min(block_rows, height - first))))
+    pieces.append(compressor.flush())
+    ihdr = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _png_chunk(b"IHDR", ihdr)
+        + _png_chunk(b"IDAT", b"".join(pieces))
+        + _png_chunk(b"IEND", b"")
+    )
+
+
+def tiff_bomb(width: int, height: int) -> bytes:
+    """An 8-bit greyscale TIFF of ``width`` x ``height`` in one Deflate strip of zeros
+    (about ``width * height`` bytes once inflated, rounded up to whole MiB)."""
+    writer = _TiffWriter("<")
+    decoded = -(-(width * height) // (1 << 20)) * (1 << 20)
+    strip = flate_bomb(decoded)
+    offset = writer.place(strip)
+    tags: list[TiffTag] = [
+        (256, LONG, width),
+        (257, LONG, height),
+        (258, SHORT, 8),
+        (259, SHORT, 8),  # Adobe Deflate
+        (262, SHORT, 1),
+        (273, LONG, offset),
+        (277, SHORT, 1),
+        (278, LONG, height),
+        (279, LONG, len(strip)),
+    ]
+    return writer.finish(writer.ifd(tags))
+
+
+# --------------------------------------------------------------------------------------------
+# Mutations: seeded damage to any file
+# --------------------------------------------------------------------------------------------
+
+
+def mutated(data: bytes, rng: random.Random) -> tuple[str, bytes]:
+    """``data`` damaged in one random way (bit flips, a cut, inserted or repeated bytes, a
+    zeroed run); returns a short description (for reproducing) and the damaged bytes."""
+    if not data:
+        return "empty", data
+    out = bytearray(data)
+    how = rng.choice(("flip", "flip", "cut", "insert", "repeat", "zero"))
+    if how == "flip":
+        flips = rng.randint(1, 8)
+        for _ in range(flips):
+            at = rng.randrange(len(out))
+            out[at] ^= 1 << rng.randrange(8)
+        return f"flip{flips}", bytes(out)
+    at = rng.randrange(len(out))
+    if how == "cut":
+        return f"cut@{at}", bytes(out[:at])
+    if how == "insert":
+        size = rng.randint(1, 64)
+        out[at:at] = bytes(rng.getrandbits(8) for _ in range(size))
+        return f"insert{size}@{at}", bytes(out)
+    size = rng.randint(1, min(4096, len(out) - at))
+    if how == "repeat":
+        out[at:at] = out[at : at + size]
+        return f"repeat{size}@{at}", bytes(out)
+    out[at : at + size] = bytes(size)
+    return f"zero{size}@{at}", bytes(out)
+
+
+def pdf_catalog_that_is_a_script_action() -> bytes:
+    """The document catalog is also a JavaScript action (as a damaged file recovered by qpdf
+    can be): removing the action must not remove the pages with it."""
+    js = f"app.alert('{PLANTED_JS}');".encode()
+    return raw_pdf(
+        [
+            b"<< /Type /Catalog /Pages 2 0 R /S /JavaScript /JS (%s) >>" % js,
+            b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R >>",
+            _PAGE_CONTENT,
+        ]
+    )

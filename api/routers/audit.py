@@ -153,13 +153,20 @@ def write_audit_checkpoint(
     return seal_chain_now(runtime=runtime, session=session, audit=audit, now=now)
 
 
+# The largest seq a database integer holds (SQLite's and PostgreSQL's BIGINT): a larger
+# after_seq is a 422, not an overflow in the driver.
+MAX_SEQ = 2**63 - 1
+
+
 @router.get("/events", response_model=AuditEventPage)
 def list_audit_events(
     _admin: AdminUser,
     session: SessionDep,
     audit: AuditDep,
     now: NowDep,
-    after_seq: Annotated[int, Query(ge=0, description="Return events after this seq.")] = 0,
+    after_seq: Annotated[
+        int, Query(ge=0, le=MAX_SEQ, description="Return events after this seq.")
+    ] = 0,
     limit: Annotated[int, Query(ge=1, le=MAX_LIST_LIMIT)] = 100,
 ) -> AuditEventPage:
     """Events in chain order, ``limit`` at a time."""

@@ -54,6 +54,9 @@ REFUSALS = (
 )
 
 
+MAX_EXPIRES_IN_DAYS = 3650
+
+
 class TransferRequest(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
@@ -79,8 +82,13 @@ class TransferRequest(BaseModel):
     consent_id: uuid.UUID | None = Field(
         default=None, description="Required for the consent bases art6-1-a and art9-2-a."
     )
+    # The setting caps the lifetime further; this bound only keeps an absurd number from
+    # overflowing the date arithmetic (a 500 before it was there).
     expires_in_days: int | None = Field(
-        default=None, ge=1, description="Default and maximum come from the settings."
+        default=None,
+        ge=1,
+        le=MAX_EXPIRES_IN_DAYS,
+        description="Default and maximum come from the settings.",
     )
     max_downloads: int | None = Field(default=None, ge=1, le=MAX_LINK_DOWNLOADS)
 

@@ -190,6 +190,7 @@ def test_documents_of_another_case_are_not_found(api: ApiHarness) -> None:
         {"document_ids": []},
         {"expires_in_days": 31},
         {"expires_in_days": 0},
+        {"expires_in_days": 10**20},  # overflowed the date arithmetic: a 500 (found by fuzzing)
         {"max_downloads": 0},
         {"purpose": "marketing"},
         {"legal_basis": "art6-1-e"},

@@ -68,7 +68,7 @@ def test_the_whole_story(
     patient.goto("/confirm")
     patient.locator("#code").fill(product.code_in_last_mail(PATIENT_EMAIL))
     patient.get_by_role("button", name=text("patient.confirm_button")).click()
-    patient.close()
+    expect(patient).to_have_url(re.compile(r"/confirm\?done=confirmed$"))
     patient = sign_in(patient_context, PATIENT_EMAIL, PATIENT_PASSWORD)
     expect(patient).to_have_url(f"{product.base_url}/portal")
 

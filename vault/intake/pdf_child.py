@@ -199,6 +199,12 @@ def _clean_dictionary(item: pikepdf.Object, changes: dict[str, None]) -> None:
             changes[code] = None
     action_code = _dropped_action_code(item)
     if action_code:
+        # An action's /Type is /Action if present. A catalog, page tree node or page that is
+        # also a script action is no document a writer makes (a damaged one, recovered by qpdf,
+        # can be): defanging it would strip its pages, and storing that would lose them.
+        kind = item.get("/Type")
+        if (kind is not None and kind != pikepdf.Name.Action) or "/Pages" in item:
+            raise Refused("unreadable")
         # Defang the action itself, wherever it is referenced from; holders drop it below.
         for key in list(item.keys()):
             if key not in ("/Type", "/S"):

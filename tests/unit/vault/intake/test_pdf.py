@@ -175,6 +175,13 @@ def test_unreadable_pdfs_are_refused(
     assert refused.type is InvalidDocument
 
 
+def test_a_catalog_that_is_also_a_script_action_is_refused(run: Callable[..., Any]) -> None:
+    # Found by the hostile-upload soak: a damaged file whose catalog qpdf recovered merged
+    # with a JavaScript action was stored with its page tree defanged away.
+    with pytest.raises(InvalidDocument, match=UNREADABLE):
+        run(hostile.pdf_catalog_that_is_a_script_action())
+
+
 @pytest.mark.parametrize(
     ("keep", "message"),
     [
