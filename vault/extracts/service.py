@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from functools import cached_property
+from hashlib import sha256
 from pathlib import Path
 from typing import Any
 
@@ -623,7 +624,7 @@ def pseudonym(scope_key: bytes, patient_id: uuid.UUID | str) -> str:
         if isinstance(patient_id, uuid.UUID)
         else bytes.fromhex(patient_id.replace("-", ""))
     )
-    return hmac.digest(scope_key, raw, "sha256").hex()[:PSEUDONYM_HEX]  # digest: C fast path
+    return hmac.new(scope_key, raw, sha256).hexdigest()[:PSEUDONYM_HEX]
 
 
 def _qi_key_present(plan: _Plan) -> QiKey:
