@@ -240,6 +240,10 @@ class InvalidExtractRequest(VaultError):
     slug, status, title = "invalid-extract-request", 422, "Extract request refused"
 
 
+class ScopeNameTaken(VaultError):
+    slug, status, title = "scope-name-taken", 409, "Scope name already in use"
+
+
 class ExtractNotReady(VaultError):
     """The extract is still being built, or its build failed."""
 

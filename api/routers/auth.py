@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, EmailStr, Field, PastDate
 from api.deps import AuditDep, ClientDep, CurrentUser, NotifierDep, NowDep, RuntimeDep, SessionDep
 from infra.wiring import Runtime
 from vault.accounts.models import Role
+from vault.accounts.passwords import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
 from vault.accounts.service import (
     MailContext,
     TokenLifetimes,
@@ -105,6 +106,15 @@ class Me(BaseModel):
     role: Role
 
 
+# The policy's bounds are stated in the schema for clients; the field itself admits more, so
+# that the service checks the policy and answers weak-password, as it does on the pages.
+NewPassword = Annotated[
+    str,
+    Field(
+        max_length=MAX_PASSWORD_FIELD,
+        json_schema_extra={"minLength": MIN_PASSWORD_LENGTH, "maxLength": MAX_PASSWORD_LENGTH},
+    ),
+]
 PatientName = Annotated[str, Field(min_length=1, max_length=200)]
 PhoneNumber = Annotated[str, Field(min_length=3, max_length=40)]
 
@@ -149,7 +159,7 @@ class Registration(PatientDetails):
         },
     )
 
-    password: str = Field(max_length=MAX_PASSWORD_FIELD)
+    password: NewPassword
 
 
 class Accepted(BaseModel):
@@ -168,7 +178,7 @@ class InvitationAcceptance(OneTimeCode):
         json_schema_extra={"examples": [{"token": "Zk3…", "password": "a long passphrase"}]},
     )
 
-    password: str = Field(max_length=MAX_PASSWORD_FIELD)
+    password: NewPassword
 
 
 @router.post("/token")

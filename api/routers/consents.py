@@ -40,7 +40,7 @@ class ConsentRequest(BaseModel):
         json_schema_extra={"examples": [{"text_version": FORWARDING_2026_11.version}]},
     )
 
-    text_version: str
+    text_version: str = Field(json_schema_extra={"enum": list(CONSENT_TEXTS)})
 
 
 class ConsentOut(BaseModel):

@@ -38,9 +38,10 @@ from vault.documents.service import (
     list_documents,
     read_document,
     store_document,
-    unsafe_document_filename,
+    unsafe_document_filenames,
 )
 from vault.errors import InvalidDocument
+from vault.intake.detect import ACCEPTED_TYPES
 
 router = APIRouter(tags=["documents"])
 
@@ -196,22 +197,32 @@ def listed_documents(
     documents = list_documents(
         session=session, case_id=case_id, patient_id=patient_id, now=now, audit=audit
     )
+    filenames = unsafe_document_filenames(
+        session=session, keys=runtime.key_store, documents=documents
+    )
+    # The key lookup's transaction ends before the answer is built: on SQLite every
+    # transaction holds the one write lock, and under load the others waited past
+    # busy_timeout (503) while long lists were validated and serialised (tests/load).
+    session.commit()
     return [
         DocumentListed(
             **DocumentStored.model_validate(document, from_attributes=True).model_dump(),
             created_at=as_utc(document.created_at),
-            filename=unsafe_document_filename(
-                session=session, keys=runtime.key_store, document=document
-            ),
+            filename=filename,
         )
-        for document in documents
+        for document, filename in zip(documents, filenames, strict=True)
     ]
 
 
 @router.get(
     "/documents/{document_id}/content",
     response_class=StreamingResponse,
-    responses={200: {"content": {"application/octet-stream": {"schema": _FILE_BODY}}}},
+    responses={
+        200: {
+            "content": {media_type: {"schema": _FILE_BODY} for media_type in ACCEPTED_TYPES},
+            "description": "The document, as its own media type.",
+        }
+    },
 )
 def download_document(
     document_id: uuid.UUID,

@@ -43,6 +43,7 @@ from vault.partners.models import PartnerKind
 router = APIRouter(tags=["partner links"])
 
 PRIVATE = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
+AccessCode = Annotated[str, Form(min_length=1, max_length=64)]
 GONE: dict[int | str, dict[str, Any]] = {
     410: {"description": "Expired, revoked, used up, locked or deleted for good."}
 }
@@ -181,7 +182,7 @@ WITH_CODE: dict[int | str, dict[str, Any]] = {
 def download_partner_document(
     token: str,
     document_id: uuid.UUID,
-    code: Annotated[str, Form(max_length=64)],
+    code: AccessCode,
     call: LinkCallDep,
 ) -> Response:
     """Download one document of the link with its access code; each download counts."""
@@ -221,9 +222,7 @@ def download_partner_document(
         **WITH_CODE,
     },
 )
-def download_partner_archive(
-    token: str, code: Annotated[str, Form(max_length=64)], call: LinkCallDep
-) -> Response:
+def download_partner_archive(token: str, code: AccessCode, call: LinkCallDep) -> Response:
     """Download every document of the link as one ZIP, streamed, with the access code: it
     uses one download of the link, and each document in it is recorded as downloaded."""
 

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 
 from fastapi import APIRouter, status
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, EmailStr, Field
 from sqlmodel import Session
 
 from api.deps import AdminUser, AuditDep, CoordinatorUser, NowDep, SessionDep
@@ -39,7 +39,7 @@ class PartnerCreate(BaseModel):
 
     kind: PartnerKind
     name: str = Field(min_length=1, max_length=MAX_NAME_LENGTH)
-    contact_email: str = Field(max_length=320)
+    contact_email: EmailStr = Field(max_length=320)
 
 
 class PartnerUpdate(BaseModel):
@@ -50,7 +50,7 @@ class PartnerUpdate(BaseModel):
 
     kind: PartnerKind | None = None
     name: str | None = Field(default=None, min_length=1, max_length=MAX_NAME_LENGTH)
-    contact_email: str | None = Field(default=None, max_length=320)
+    contact_email: EmailStr | None = Field(default=None, max_length=320)
 
 
 class PartnerSummary(BaseModel):

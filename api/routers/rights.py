@@ -21,6 +21,7 @@ from pydantic import (
     PastDate,
     model_validator,
 )
+from pydantic.json_schema import SkipJsonSchema
 from sqlmodel import Session
 
 from api.deps import AdminUser, AuditDep, NowDep, PatientUser, RuntimeDep, SessionDep
@@ -76,14 +77,16 @@ class ProfileUpdate(BaseModel):
     phone number or the country (the other fields can only be corrected)."""
 
     model_config = ConfigDict(
-        extra="forbid", json_schema_extra={"examples": [{"phone": "+49 30 7654321"}]}
+        extra="forbid",
+        json_schema_extra={"examples": [{"phone": "+49 30 7654321"}], "minProperties": 1},
     )
 
-    email: EmailStr | None = None
-    name: PatientName | None = None
-    birth_date: PastDate | None = None
+    # null removes an optional field; the schema offers it only for those.
+    email: EmailStr | SkipJsonSchema[None] = None
+    name: PatientName | SkipJsonSchema[None] = None
+    birth_date: PastDate | SkipJsonSchema[None] = None
     phone: PhoneNumber | None = None
-    sex: Sex | None = None
+    sex: Sex | SkipJsonSchema[None] = None
     country: CountryCode | None = None
 
     @model_validator(mode="after")

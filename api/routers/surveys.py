@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Annotated
 
 from fastapi import APIRouter, status
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from api.deps import AuditDep, NowDep, PatientUser, RuntimeDep, SessionDep
 from api.routers.cases import own_patient_id
@@ -44,6 +45,16 @@ class QuestionnaireOut(BaseModel):
     questions: list[QuestionOut]
 
 
+def _number_not_text(value: object) -> object:
+    if isinstance(value, str | bool):
+        raise ValueError("a score is a number")  # lax int would read "5" and true
+    return value
+
+
+# An integer as JSON Schema has it: 5 and 5.0 both, never "5".
+JsonInteger = Annotated[int, BeforeValidator(_number_not_text)]
+
+
 class SurveyAnswers(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
@@ -58,7 +69,14 @@ class SurveyAnswers(BaseModel):
         },
     )
 
-    scores: dict[str, StrictInt]
+    # The questionnaire's rules, stated for clients; the service checks them (invalid-survey).
+    scores: dict[str, JsonInteger] = Field(
+        json_schema_extra={
+            "minProperties": 1,
+            "propertyNames": {"enum": list(CURRENT.ids)},
+            "additionalProperties": {"type": "integer", "minimum": MIN_SCORE, "maximum": MAX_SCORE},
+        }
+    )
     comment: str | None = Field(default=None, max_length=MAX_FREE_TEXT)
     qa_consent: bool = False
 

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Literal
 
 from fastapi import APIRouter, status
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 from sqlmodel import Session
 
 from api.deps import (
@@ -21,14 +22,17 @@ from api.deps import (
     RuntimeDep,
     SessionDep,
 )
-from api.routers.auth import MAX_PASSWORD_FIELD, PatientDetails, mail_context
+from api.routers.auth import NewPassword, PatientDetails, mail_context
 from infra.wiring import Runtime
-from vault.accounts.models import STAFF_ROLES, Role, User
+from vault.accounts.models import Role, User
 from vault.accounts.service import create_user, disable_user, invite_patient, list_users
 from vault.audit.service import AuditContext
 from vault.clock import as_utc
 
 router = APIRouter(tags=["users"])
+
+# The roles of vault.accounts.models.STAFF_ROLES, as the schema's enum.
+StaffRole = Literal[Role.COORDINATOR, Role.ANALYST, Role.ADMIN]
 
 
 class NewUser(BaseModel):
@@ -42,15 +46,9 @@ class NewUser(BaseModel):
     )
 
     login: str = Field(min_length=1, max_length=320)
-    role: Role
-    password: str = Field(max_length=MAX_PASSWORD_FIELD)
-
-    @field_validator("role")
-    @classmethod
-    def _staff_only(cls, role: Role) -> Role:
-        if role not in STAFF_ROLES:
-            raise ValueError("patients register themselves or are invited")
-        return role
+    # Patients register themselves or are invited, so the schema offers staff roles only.
+    role: StaffRole
+    password: NewPassword
 
 
 class UserSummary(BaseModel):

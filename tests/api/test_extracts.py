@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import pyarrow.parquet as pq
 
+from tests.api.test_cases import assert_problem
 from tests.apiharness import ApiHarness
 from tests.factories import NOW, intake_limits, make_qa_case, make_qa_patient
 from tests.factories import Vault as FactoryVault
@@ -120,7 +121,7 @@ def test_admins_create_named_scopes_that_analysts_use(api: ApiHarness) -> None:
     duplicate = api.client.post(
         "/admin/extract-scopes", json={"name": "qa-2027"}, headers=admin.headers
     )
-    assert duplicate.status_code == 422
+    assert_problem(duplicate, 409, "scope-name-taken")
     refused = api.client.post(
         "/admin/extract-scopes", json={"name": "mine"}, headers=analyst.headers
     )

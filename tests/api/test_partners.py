@@ -38,7 +38,7 @@ def test_an_invalid_address_is_refused_and_nothing_stored(api: ApiHarness) -> No
 
     response = create_partner(api, admin, contact_email="not-an-address")
 
-    assert_problem(response, 422, "invalid-partner")
+    assert_problem(response, 422, "invalid-request")  # the schema's e-mail format
     assert "not-an-address" not in response.text
     with api.session() as session:
         assert session.exec(select(Partner)).all() == []

@@ -3,9 +3,13 @@
 analyst, on a small seeded world, with a fixed seed; then the state machine over the OpenAPI
 links. The bar: no server error and no failed check.
 
-Short form (``make test``): 50 examples per operation and role. Long form (``make soak``,
-``MEDVAULT_SOAK=long``): 1,000. The figures go to ``soak-results.json`` under
-``openapi_fuzzing``."""
+Short form (``make test``): 50 examples per operation, each operation as the role whose work it
+is. Long form (``make soak``, ``MEDVAULT_SOAK=long``): 1,000 per operation and role. The figures
+go to ``soak-results.json`` under ``openapi_fuzzing``.
+
+The checks' exceptions are few and written down with their reasons (``DOMAIN_REFUSALS``, the
+link lifecycle, the link lifetime cap): refusals of schema-valid data that no JSON Schema can
+state. Everything else the server refuses is a gap in the schema and fails the suite."""
 
 from __future__ import annotations
 
@@ -55,8 +59,7 @@ STATEFUL_SCENARIOS = 200 if FORM == "long" else 20
 STATEFUL_STEPS = 10
 ROLES = ("admin", "coordinator", "patient", "analyst")
 
-# Not in `make test` yet: the suite still finds check failures (schema gaps; see README).
-pytestmark = pytest.mark.fuzz
+pytestmark = [pytest.mark.fuzz, pytest.mark.slow]
 
 
 @dataclass
@@ -246,6 +249,34 @@ def _ok(response: Any) -> Any:
 LINK_OPERATIONS = {"open_partner_link", "download_partner_document", "download_partner_archive"}
 
 
+# Refusals of schema-valid data that no JSON Schema can state, by operation: the problem type
+# answered and, for invalid-request, the field whose rule it is ("" for the whole body).
+# Anything else the server refuses is a gap in the schema, and fails.
+DOMAIN_REFUSALS: dict[str, set[tuple[str, str | None]]] = {
+    # Only the server knows which one-time codes are live.
+    "confirm_address": {("invalid-one-time-token", None)},
+    "accept_patient_invitation": {("invalid-one-time-token", None)},
+    # A birth date must lie in the past: relative to today.
+    "register_as_patient": {("invalid-request", "birth_date")},
+    "invite_new_patient": {("invalid-request", "birth_date")},
+    "rectify_my_profile": {("invalid-request", "birth_date")},
+    # The treatment ends on or after its start: a relation between two fields.
+    "put_case_outcome": {("invalid-request", "")},
+    # Completion cannot predate the case's opening: a relation to the stored case.
+    "complete_treatment": {("invalid-case-update", None)},
+    # The period ends on or after its start: a relation between two fields.
+    "request_qa_extract": {("invalid-extract-request", None)},
+    # An upload's bytes must be a well-formed PDF, PNG, JPEG or TIFF: content, not schema.
+    "upload_form": {("invalid-document", None), ("document-too-large", None)},
+    "upload_raw": {("invalid-document", None), ("document-too-large", None)},
+}
+
+
+# e-mail-validator's words for a domain no mail can reach: none of a single label, none
+# special-use ("localhost", ".test"), though JSON Schema's "email" format admits both.
+UNDELIVERABLE_DOMAIN = ("It should have a period", "special-use or reserved name")
+
+
 def _is_excepted(world: World, failure: Failure, case: schemathesis.Case, response: Any) -> bool:
     """The narrow exceptions to the checks, each with its reason. Nothing else is excused."""
     if not isinstance(failure, RejectedPositiveData):
@@ -260,7 +291,24 @@ def _is_excepted(world: World, failure: Failure, case: schemathesis.Case, respon
         days = body.get("expires_in_days")
         limit = world.runtime.settings.link_max_ttl_days
         return isinstance(days, int | float) and days > limit  # JSON 31.0 is an integer too
-    return False
+    return _is_domain_refusal(DOMAIN_REFUSALS.get(operation_id, set()), response)
+
+
+def _is_domain_refusal(allowed: set[tuple[str, str | None]], response: Any) -> bool:
+    slug = _problem_type(response)
+    if slug != "invalid-request":
+        return (slug, None) in allowed
+    # A field's location continues with the union member it was checked as: its first part names
+    # it. An undeliverable e-mail domain is excused wherever it is, and with it the error of the
+    # nullable field's other member ("Input should be None").
+    errors = response.json().get("errors", [])
+    fields = {
+        str(error["location"][1]) if len(error["location"]) > 1 else ""
+        for error in errors
+        if not any(words in error["message"] for words in UNDELIVERABLE_DOMAIN)
+        and error["message"] != "Input should be None"
+    }
+    return bool(errors) and all((slug, field) in allowed for field in fields)
 
 
 def _schema(world: World) -> Any:
@@ -290,6 +338,8 @@ def test_every_operation_holds_under_fuzzing(world: World, role: str) -> None:
     started = time.monotonic()
     for result in schema.get_all_operations():
         operation = result.ok()
+        if FORM == "short" and _working_role(operation.path) != role:
+            continue
         FIGURES.operations.add(operation.label)
         strategy = st.one_of(
             operation.as_strategy(GenerationMode.POSITIVE, hooks=schema.hooks),
@@ -300,6 +350,18 @@ def test_every_operation_holds_under_fuzzing(world: World, role: str) -> None:
         _fuzz(operation, strategy, headers, failures, role)
     FIGURES.per_role_seconds[role] = time.monotonic() - started
     assert not failures, _summary(failures)
+
+
+def _working_role(path: str) -> str:
+    """The role whose work an operation is (the short form fuzzes each operation as that role
+    only; other roles mostly meet 403 there, which the long form and tests/security cover)."""
+    if path.startswith("/admin"):
+        return "admin"
+    if path.startswith(("/extracts", "/extract-scopes")):
+        return "analyst"
+    if path.startswith(("/cases", "/patients", "/partners", "/transfers", "/documents")):
+        return "patient" if path.endswith(("/survey", "/consents")) else "coordinator"
+    return "patient"  # /me, /auth, partner links, the public texts and health
 
 
 def _summary(failures: list[str]) -> str:
@@ -347,12 +409,19 @@ def _fuzz(
         FIGURES.check_failures += len(found)
         for each in found:
             failures.append(
-                f"{role} {operation.label} -> {response.status_code}: {each.title}\n"
-                f"{each.message}\n"
-                f"{case.as_curl_command()}"
+                f"{role} {operation.label} -> {response.status_code} {_problem_type(response)}: "
+                f"{each.title}\n{each.message}\n{response.content[:300]!r}\n{case.as_curl_command()}"
             )
 
     run()
+
+
+def _problem_type(response: Any) -> str:
+    """The slug of a problem+json answer's type (what the failure is grouped by), or ''."""
+    content_types = response.headers.get("content-type") or [""]  # schemathesis: name -> list
+    if not content_types[0].startswith("application/problem+json"):
+        return ""
+    return str(response.json().get("type", "")).rsplit("/", 1)[-1]
 
 
 def test_linked_operations_hold_as_a_state_machine(world: World) -> None:

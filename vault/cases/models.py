@@ -11,7 +11,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Self
 
-from pydantic import BaseModel, ConfigDict, StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, JsonValue, StringConstraints, model_validator
 from pydantic import Field as PydanticField
 from sqlmodel import Field, SQLModel
 
@@ -22,6 +22,14 @@ MAX_DIAGNOSES = 20
 
 Icd10Code = Annotated[str, StringConstraints(pattern=ICD10_PATTERN)]
 CurrencyCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
+# What pydantic accepts for a Decimal of 14 digits, 2 after the point, said precisely (its own
+# schema admits any string): a JSON number in cents or such a number as text.
+INVOICE_TOTAL_SCHEMA: dict[str, JsonValue] = {
+    "anyOf": [
+        {"type": "number", "minimum": 0, "maximum": 999_999_999_999.99, "multipleOf": 0.01},
+        {"type": "string", "pattern": r"^\d{1,12}(\.\d{1,2})?$"},
+    ]
+}
 
 
 class CaseStatus(enum.StrEnum):
@@ -77,7 +85,9 @@ class CaseOutcome(BaseModel):
     result: TreatmentResult
     treatment_start: date
     treatment_end: date
-    final_invoice_total: Decimal = PydanticField(ge=0, max_digits=14, decimal_places=2)
+    final_invoice_total: Decimal = PydanticField(
+        ge=0, max_digits=14, decimal_places=2, json_schema_extra=INVOICE_TOTAL_SCHEMA
+    )
     currency: CurrencyCode
 
     @model_validator(mode="after")

@@ -41,6 +41,7 @@ from vault.errors import (
     InvalidExtractRequest,
     KeyDestroyed,
     NotFound,
+    ScopeNameTaken,
 )
 from vault.extracts.anonymity import Choice, QiKey, choose_level, finest_key, icd_chapter
 from vault.extracts.models import (
@@ -100,7 +101,7 @@ def create_scope(
         session.flush()
     except IntegrityError:
         session.rollback()
-        raise InvalidExtractRequest("a scope of that name exists") from None
+        raise ScopeNameTaken("a scope of that name exists") from None
     append_event(
         session, context=audit, action=AuditAction.EXTRACT_SCOPE_CREATE, now=now, user_id=created_by
     )
