@@ -15,7 +15,7 @@ export MEDVAULT_TEST_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:543
 BENCH_RESULTS ?= bench-results.json
 # How long each suite of `make soak` keeps going (its short form runs in `make test`).
 SOAK_SECONDS ?= 300
-SOAK_SUITES := tests/soak tests/fuzz tests/atheris
+SOAK_SUITES := tests/soak tests/fuzz tests/atheris tests/faults tests/load
 
 # The first interpreter on PATH that is Python 3.11 or newer (evaluated only when needed).
 PYTHON_CANDIDATES := python3.11 python3.12 python3.13 python3

@@ -66,11 +66,15 @@ def user_of_token(session: Session, *, token: str, now: datetime) -> User:
     """The user of a live access token (NotAuthenticated otherwise), the lookup's transaction
     ended at once: its connection goes back to the pool instead of being held while the
     request waits for a worker thread or streams an upload (under load, held connections
-    starved the pool). Committed, not rolled back, so the user stays loaded."""
+    starved the pool). Committed, not rolled back, so the user stays loaded; a failed lookup
+    is rolled back, since committing after a lost connection would raise over its error."""
     try:
-        return user_for_access_token(session, token=token, now=now)
-    finally:
-        session.commit()
+        user = user_for_access_token(session, token=token, now=now)
+    except BaseException:
+        session.rollback()
+        raise
+    session.commit()
+    return user
 
 
 def optional_user(

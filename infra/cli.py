@@ -13,6 +13,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from datetime import timedelta
 from typing import Annotated, Any, Literal, NoReturn
 
 import rich
@@ -38,6 +39,7 @@ from vault.audit.service import AuditContext, checkpoint_audit_log, verify_audit
 from vault.clock import utcnow
 from vault.errors import VaultError
 from vault.retention.service import RetentionReport, run_retention
+from vault.storage.sweep import DEFAULT_GRACE, sweep_storage
 
 # Started by their import paths so that infra never imports api or workers (they depend on it).
 ASGI_APP_FACTORY = "api.app:create_app"
@@ -113,6 +115,10 @@ retention_app = typer.Typer(
     help="Retention: crypto-shredding of expired cases.", no_args_is_help=True
 )
 app.add_typer(retention_app, name="retention")
+storage_app = typer.Typer(
+    help="The object store: orphaned objects, unfinished uploads.", no_args_is_help=True
+)
+app.add_typer(storage_app, name="storage")
 
 
 @db_app.command("upgrade")
@@ -241,6 +247,35 @@ def retention_run(
         )
     for table in _retention_tables(report):
         rich.print(table)
+
+
+@storage_app.command("sweep")
+def storage_sweep(
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Only count what would be deleted, change nothing.")
+    ] = False,
+    grace_hours: Annotated[
+        float,
+        typer.Option(
+            min=0,
+            help="Spare objects and uploads younger than this; below the time an upload takes,"
+            " uploads in flight are deleted.",
+        ),
+    ] = DEFAULT_GRACE.total_seconds() / 3600,
+) -> None:
+    """Delete objects no database row owns and abort unfinished uploads (counts only)."""
+    runtime = build_runtime(Settings())
+    try:
+        report = sweep_storage(
+            sessions=runtime.sessions,
+            store=runtime.blob_store,
+            now=utcnow(),
+            grace=timedelta(hours=grace_hours),
+            dry_run=dry_run,
+        )
+    finally:
+        runtime.close()
+    rich.print(_as_table("storage sweep", report))
 
 
 def _retention_tables(report: RetentionReport, *, limit: int = 50) -> list[Table]:

@@ -28,6 +28,7 @@ RETENTION_PURGE = "medvault.retention.purge"
 KEYS_ROTATE = "medvault.keys.rotate"
 EXPORTS_BUILD = "medvault.exports.build"
 EXPORTS_SWEEP = "medvault.exports.sweep"
+STORAGE_SWEEP = "medvault.storage.sweep"
 TASK_NAMES = frozenset(
     {
         EXTRACTS_BUILD,
@@ -37,6 +38,7 @@ TASK_NAMES = frozenset(
         KEYS_ROTATE,
         EXPORTS_BUILD,
         EXPORTS_SWEEP,
+        STORAGE_SWEEP,
     }
 )
 

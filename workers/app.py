@@ -33,7 +33,14 @@ celery_app = Celery("medvault", include=["workers.tasks"])
 
 @celery_app.on_configure.connect
 def _configure(sender: Celery, **_: Any) -> None:
-    sender.config_from_object({**celery_config(worker_settings()), "beat_schedule": BEAT_SCHEDULE})
+    sender.config_from_object(
+        {
+            **celery_config(worker_settings()),
+            "beat_schedule": BEAT_SCHEDULE,
+            # Celery's consumer with a repair: a lost broker connection must not end the worker.
+            "worker_consumer": "workers.consumer:Consumer",
+        }
+    )
 
 
 def medvault_task(name: str) -> Callable[[Callable[..., Any]], Any]:

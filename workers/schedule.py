@@ -14,6 +14,7 @@ from infra.tasks import (
     KEYS_ROTATE,
     RETENTION_PURGE,
     RETENTION_RUN,
+    STORAGE_SWEEP,
 )
 
 # Nightly, spread out so that the heavy jobs do not run at once.
@@ -29,4 +30,7 @@ BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     # Deletes data-subject exports past their few days (and what a failed delete left), and
     # re-sends export builds whose message was lost, like the extracts sweep.
     "exports-sweep": {"task": EXPORTS_SWEEP, "schedule": timedelta(minutes=10)},
+    # Deletes objects no row owns (an upload whose process died between object and row) and
+    # aborts unfinished multipart uploads, both older than a day (vault.storage.sweep).
+    "storage-sweep-daily": {"task": STORAGE_SWEEP, "schedule": crontab(hour=4, minute=0)},
 }

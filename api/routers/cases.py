@@ -137,6 +137,7 @@ def list_visible_cases(
         audit=audit,
     )
     restrictions = restricted_since(session=session, cases=cases)
+    session.commit()  # no transaction (on SQLite: the write lock) while the answer is built
     return [CaseSummary.of(case, restrictions) for case in cases]
 
 

@@ -274,6 +274,7 @@ def forward_documents(
     link = issued.link
     link_url = f"{runtime.settings.public_base_url.rstrip('/')}/l/{link.token}"
     partner = get_partner(session, partner_id=body.partner_id)
+    session.commit()  # no transaction (on SQLite: the write lock) while the mail is handed over
     notified = _send_link(
         runtime.notifier, to=partner.contact_email, url=link_url, expires_at=link.link.expires_at
     )

@@ -3,11 +3,17 @@ the security headers."""
 
 from __future__ import annotations
 
+from datetime import datetime
+
+import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
+from sqlmodel import Session
 
+from api import deps
 from tests.apiharness import ApiHarness
 from tests.factories import PATIENT_NAME
+from vault.accounts.models import User
 
 PROBLEM = "application/problem+json"
 
@@ -108,3 +114,27 @@ def test_openapi_lists_every_operation_with_a_unique_id(api: ApiHarness) -> None
     ]
     assert len(ids) == len(set(ids))
     assert "healthz" in ids
+
+
+def test_a_connection_lost_while_the_token_is_looked_up_is_a_503(
+    api: ApiHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found by the fault suite (tests/faults): the token lookup's transaction was committed
+    even when the lookup failed, and committing a transaction whose connection was lost raised
+    PendingRollbackError over the real error: a 500 instead of a 503 to try again."""
+    patient = api.patient()
+
+    def connection_lost(session: Session, *, token: str, now: datetime) -> User:
+        connection = session.connection()
+        connection.invalidate()  # what SQLAlchemy does when the server goes away mid-query
+        raise sa.exc.OperationalError(
+            "SELECT", {}, ConnectionResetError(), connection_invalidated=True
+        )
+
+    monkeypatch.setattr(deps, "user_for_access_token", connection_lost)
+    with TestClient(api.client.app, raise_server_exceptions=False) as client:
+        response = client.get("/auth/me", headers=patient.headers)
+
+    assert response.status_code == 503
+    assert response.headers["content-type"] == PROBLEM
+    assert response.json()["type"].endswith("/database-unavailable")

@@ -188,6 +188,38 @@ def test_a_download_cut_mid_stream_is_storage_unavailable(
     assert proxy.cuts == 1
 
 
+@pytest.mark.moto
+def test_the_default_retries_resume_a_download_cut_mid_stream(
+    proxy: FaultProxy, bucket: str, direct: S3Client
+) -> None:
+    """Found by the fault suite (tests/faults): botocore retries a GET but not the reading of
+    its body, so a document download cut a few MiB in ended half-way after its 200. The store
+    now picks the object up where it broke (a ranged GET, If-Match its ETag)."""
+    direct.put_object(Bucket=bucket, Key=KEY, Body=DATA[: 3 * MIB])
+    store = store_via(proxy, bucket, attempts=3)
+    proxy.cut_after(MIB, direction="downstream")
+
+    received = b"".join(store.open(KEY, chunk_size=64 * 1024))
+
+    assert received == DATA[: 3 * MIB]
+    assert proxy.cuts == 1
+
+
+@pytest.mark.moto
+def test_a_download_whose_store_stays_away_is_storage_unavailable(
+    proxy: FaultProxy, bucket: str, direct: S3Client
+) -> None:
+    direct.put_object(Bucket=bucket, Key=KEY, Body=DATA[: 3 * MIB])
+    store = store_via(proxy, bucket, attempts=3)
+    proxy.cut_after(MIB, direction="downstream", then_down=True)
+
+    received: list[bytes] = []
+    with pytest.raises(StorageUnavailable, match="GetObject"):
+        received.extend(store.open(KEY, chunk_size=64 * 1024))
+
+    assert 0 < len(b"".join(received)) < 3 * MIB
+
+
 # -- down, slow --------------------------------------------------------------------------------
 
 

@@ -358,9 +358,13 @@ def log_in(
         _deny(session, audit=audit, now=now, outcome="refused")
         raise
     user = _user_by_digest(session, digest)
+    password_hash = user.password_hash if user is not None else ""
+    session.commit()  # no transaction (on SQLite: no write lock) held during the argon2 work
     if user is None:
         burn_verification(password)
-    if user is None or not verify_password(user.password_hash, password) or user.disabled_at:
+    verified = user is not None and verify_password(password_hash, password)
+    rehashed = hash_password(password) if verified and needs_rehash(password_hash) else None
+    if user is None or not verified or user.disabled_at:
         user_id = user.id if user is not None else None
         locked = throttle.record_failure(session, keys=keys, now=now, policy=policy)
         if locked:
@@ -378,9 +382,12 @@ def log_in(
         _deny(session, audit=audit, now=now, outcome="refused", user_id=user.id)
         raise EmailNotConfirmed("confirm your e-mail address first (see the mail we sent)")
     throttle.reset(session, key=throttle.account_key(digest))
-    if needs_rehash(user.password_hash):
-        user.password_hash = hash_password(password)
-        session.add(user)
+    if rehashed is not None:  # unless the password changed since it was checked
+        session.execute(
+            update(User)
+            .where(col(User.id) == user.id, col(User.password_hash) == password_hash)
+            .values(password_hash=rehashed)
+        )
     refresh_expires_at = now + lifetimes.refresh
     pair = _issue_pair(
         session,

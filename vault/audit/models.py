@@ -100,6 +100,8 @@ class AuditAction(enum.StrEnum):
     EXPORT_DOWNLOAD = "export.download"
     EXPORT_DELETE = "export.delete"
     RESTRICTION_LIST = "restriction.list"
+    # storage: the sweep deleted objects no row owned or aborted unfinished uploads (no ids)
+    STORAGE_SWEEP = "storage.sweep"
 
 
 class AuditEvent(SQLModel, table=True):

@@ -2,20 +2,22 @@
 
 Order of effects in ``store_document``: the object is uploaded first and the row committed
 last, together with its audit event, so a failure at any step leaves neither; if the commit
-itself fails, the uploaded object is deleted again. No database transaction is held open
-during the upload.
+itself fails, the uploaded object is deleted again, unless the row turns out to be committed
+after all (the answer to the commit was lost) or the database cannot say (then the storage
+sweep decides later). No database transaction is held open during the upload.
 
 ``patient_id`` scoping works as in :mod:`vault.cases.service`: given a patient id, a verb
 acts only on that patient's cases and answers NotFound for any other (denial recorded).
 """
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO
 
+from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col, select
 
 from keys.store import KeyStore
@@ -119,12 +121,39 @@ def store_document(
             case_id=case_id,
             document_id=document_id,
         )
-        session.commit()
     except BaseException:
         session.rollback()
         store.delete(object_key)  # no object may outlive a row that was never written
         raise
+    try:
+        session.commit()
+    except BaseException:
+        stored = _stored_after_all(session, store, document_id=document_id, object_key=object_key)
+        if stored is None:
+            raise
+        return stored
     return document
+
+
+def _stored_after_all(
+    session: Session, store: BlobStore, *, document_id: uuid.UUID, object_key: str
+) -> Document | None:
+    """After a commit that raised: the row if it was committed all the same (the connection
+    broke after the server committed and before its answer came back), else None.
+
+    Without the row the object is deleted. When the database cannot say, the object stays: the
+    row may exist, and the storage sweep deletes the object later if it does not
+    (``vault.storage.sweep``). Deleting it here would leave a row without its object.
+    """
+    try:
+        session.rollback()
+        stored = session.get(Document, document_id)
+        session.commit()  # end the read
+    except SQLAlchemyError:
+        return None
+    if stored is None:
+        store.delete(object_key)
+    return stored
 
 
 def get_document(*, session: Session, document_id: uuid.UUID) -> Document:
@@ -243,6 +272,21 @@ def unsafe_document_filename(*, session: Session, keys: KeyStore, document: Docu
     with translated_key_errors():
         case_key = keys.unsafe_key_material(session, document.key_id)
     return _open_filename(case_key, document)
+
+
+def unsafe_document_filenames(
+    *, session: Session, keys: KeyStore, documents: Sequence[Document]
+) -> list[str]:
+    """The uploaders' file names of ``documents``, in order, unsealed (they may contain names:
+    never log them); each case key is read once, not once per document."""
+    case_keys: dict[uuid.UUID, bytes] = {}
+    names = []
+    for document in documents:
+        if document.key_id not in case_keys:
+            with translated_key_errors():
+                case_keys[document.key_id] = keys.unsafe_key_material(session, document.key_id)
+        names.append(_open_filename(case_keys[document.key_id], document))
+    return names
 
 
 def _open_filename(case_key: bytes, document: Document) -> str:

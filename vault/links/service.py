@@ -170,16 +170,38 @@ def link_terms(
     return LinkTerms(lifetime, downloads, policy.max_code_attempts)
 
 
-def issue_link(
-    session: Session, *, transfer_id: uuid.UUID, terms: LinkTerms, now: datetime
-) -> IssuedLink:
-    """Add a link for a transfer with a fresh token and access code (flushed, not committed)."""
-    token = secrets.token_urlsafe(TOKEN_BYTES)
+@dataclass(frozen=True)
+class LinkSecrets:
+    """A new link's token and access code, and the code's argon2 hash."""
+
+    token: str
+    access_code: str
+    code_hash: str
+
+
+def new_link_secrets() -> LinkSecrets:
+    """A fresh token and access code. Made before the transaction that stores the link: no
+    transaction (on SQLite: no write lock) is held during the argon2 hash."""
     access_code = "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
+    return LinkSecrets(secrets.token_urlsafe(TOKEN_BYTES), access_code, hash_secret(access_code))
+
+
+def issue_link(
+    session: Session,
+    *,
+    transfer_id: uuid.UUID,
+    terms: LinkTerms,
+    now: datetime,
+    link_secrets: LinkSecrets | None = None,
+) -> IssuedLink:
+    """Add a link for a transfer with a fresh token and access code (``link_secrets``, or new
+    ones made here) (flushed, not committed)."""
+    made = link_secrets or new_link_secrets()
+    token, access_code = made.token, made.access_code
     link = Link(
         transfer_id=transfer_id,
         token_digest=token_digest(token),
-        code_hash=hash_secret(access_code),
+        code_hash=made.code_hash,
         created_at=now,
         expires_at=now + terms.lifetime,
         max_downloads=terms.max_downloads,

@@ -1,7 +1,17 @@
 """The protocol every blob store implements (S3 and compatible, local folder)."""
 
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
+
+
+@dataclass(frozen=True)
+class ListedObject:
+    """An object as a listing shows it: its key and when it was last written (UTC-aware)."""
+
+    key: str
+    modified_at: datetime
 
 
 class BlobStore(Protocol):
@@ -38,6 +48,15 @@ class BlobStore(Protocol):
 
     def keys(self, prefix: str = "") -> Iterator[str]:
         """Every object key starting with ``prefix``, sorted (for orphan cleanup and tests)."""
+        ...
+
+    def listing(self, prefix: str = "") -> Iterator[ListedObject]:
+        """Like ``keys``, with each object's last-write time (for the orphan sweep)."""
+        ...
+
+    def abort_incomplete_uploads(self, *, older_than: datetime) -> int:
+        """Remove what uploads started before ``older_than`` and never finished left behind
+        (S3 multipart uploads, local temp files); return how many were removed."""
         ...
 
     def check(self) -> None:

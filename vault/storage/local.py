@@ -16,11 +16,12 @@ import os
 import secrets
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 from vault.clock import utcnow
 from vault.errors import NotFound, StorageUnavailable
+from vault.storage.interfaces import ListedObject
 from vault.storage.object_keys import check_key, check_prefix
 
 _TEMP_SUFFIX = ".part"
@@ -84,10 +85,14 @@ class LocalFolderBlobStore:
 
     def keys(self, prefix: str = "") -> Iterator[str]:
         """Every key starting with ``prefix``, sorted."""
+        return iter([listed.key for listed in self.listing(prefix)])
+
+    def listing(self, prefix: str = "") -> Iterator[ListedObject]:
+        """Every object under ``prefix`` with its file's modification time, sorted by key."""
         check_prefix(prefix)
         folder = prefix.rpartition("/")[0]
         start = self._objects / folder if folder else self._objects
-        found: list[str] = []
+        found: list[ListedObject] = []
         if not start.is_dir():
             return iter(found)
         with _disk_errors("listing objects"):
@@ -95,9 +100,14 @@ class LocalFolderBlobStore:
                 relative = Path(dirpath).relative_to(self._objects).as_posix()
                 for name in filenames:
                     key = name if relative == "." else f"{relative}/{name}"
-                    if key.startswith(prefix):
-                        found.append(key)
-        return iter(sorted(found))
+                    if not key.startswith(prefix):
+                        continue
+                    try:
+                        mtime = os.stat(os.path.join(dirpath, name)).st_mtime
+                    except FileNotFoundError:
+                        continue  # deleted while we listed
+                    found.append(ListedObject(key, datetime.fromtimestamp(mtime, UTC)))
+        return iter(sorted(found, key=lambda listed: listed.key))
 
     def check(self) -> None:
         """Prove the root is a folder we can write to: create it if missing, write a probe file."""
@@ -126,6 +136,13 @@ class LocalFolderBlobStore:
                         os.unlink(entry.path)
                         removed += 1
         return removed
+
+    def abort_incomplete_uploads(self, *, older_than: datetime) -> int:
+        """The BlobStore name of ``cleanup_temp``: temp files last written before
+        ``older_than`` are removed."""
+        if older_than.tzinfo is None:
+            raise ValueError("older_than must be timezone-aware")
+        return self.cleanup_temp(0, now=older_than)
 
     def _write_durably(self, temp: Path, chunks: Iterable[bytes]) -> int:
         """Write every chunk to a new private file and fsync it; return the size.

@@ -17,6 +17,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from vault.errors import NotFound, StorageUnavailable
+from vault.storage.interfaces import ListedObject
 from vault.storage.object_keys import check_key, check_prefix
 from vault.storage.s3_errors import UNAVAILABLE_ERRORS, error_code, s3_errors, unavailable
 from vault.storage.s3_multipart import CHECKSUM_ALGORITHM, MultipartUpload, Part
@@ -24,12 +25,13 @@ from vault.storage.s3_multipart import CHECKSUM_ALGORITHM, MultipartUpload, Part
 if TYPE_CHECKING:
     from botocore.response import StreamingBody
     from mypy_boto3_s3 import S3Client
-    from mypy_boto3_s3.type_defs import ObjectIdentifierTypeDef
+    from mypy_boto3_s3.type_defs import GetObjectOutputTypeDef, ObjectIdentifierTypeDef
 
 MIB = 1024 * 1024
 MIN_PART_SIZE = 5 * MIB  # S3's floor for every part but the last
 MAX_PART_SIZE = 5 * 1024 * MIB
 DEFAULT_PART_SIZE = 8 * MIB
+DEFAULT_ATTEMPTS = 3  # tries of a call, the first included (make_s3_client's default)
 _DELETE_BATCH = 1000  # DeleteObjects takes at most this many keys per request
 _MISSING_CODES = frozenset({"NoSuchKey", "NotFound", "404"})
 _NO_BUCKET_CODES = frozenset({"NoSuchBucket", "NotFound", "404"})
@@ -39,7 +41,7 @@ def make_s3_client(
     *,
     endpoint_url: str | None,
     region: str,
-    max_attempts: int = 3,
+    max_attempts: int = DEFAULT_ATTEMPTS,
     connect_timeout: float = 10.0,
     read_timeout: float = 10.0,
 ) -> S3Client:
@@ -81,6 +83,7 @@ class S3BlobStore:
         self.part_size = part_size
         self._client = client or make_s3_client(endpoint_url=endpoint_url, region=region)
         self._region = region
+        self._attempts = _attempts_of(self._client)
 
     def put(self, key: str, chunks: Iterable[bytes]) -> int:
         """Upload all or nothing; see BlobStore.put. Chunk-iterator errors propagate unchanged.
@@ -134,7 +137,7 @@ class S3BlobStore:
             raise unavailable("GetObject", exc) from None
         except UNAVAILABLE_ERRORS as exc:
             raise unavailable("GetObject", exc) from None
-        return _stream(response["Body"], chunk_size)
+        return self._stream(key, response, chunk_size)
 
     def delete(self, key: str) -> None:
         """Delete every version and delete marker of ``key`` (on an unversioned bucket: the one)."""
@@ -165,6 +168,11 @@ class S3BlobStore:
 
     def keys(self, prefix: str = "") -> Iterator[str]:
         """Every key starting with ``prefix``, sorted (S3 lists in key order)."""
+        check_prefix(prefix)
+        return (listed.key for listed in self._list(prefix))
+
+    def listing(self, prefix: str = "") -> Iterator[ListedObject]:
+        """Every object under ``prefix`` with its LastModified, in key order."""
         check_prefix(prefix)
         return self._list(prefix)
 
@@ -247,22 +255,57 @@ class S3BlobStore:
             if any(entry["Key"] > key for entry in listed):
                 return  # listed in key order: nothing of ours follows
 
-    def _list(self, prefix: str) -> Iterator[str]:
+    def _stream(
+        self, key: str, response: GetObjectOutputTypeDef, chunk_size: int
+    ) -> Iterator[bytes]:
+        """The object's bytes. A connection lost mid-way is picked up where it broke, with a
+        ranged GET of the same object (If-Match its ETag), as many times more as the client
+        tries a call (``max_attempts``); then, or if the object changed, StorageUnavailable.
+
+        botocore retries the GET itself but not the reading of its body, which is most of a
+        download: without this, a connection cut a few MiB into a document ended the download
+        half-way, after its 200 had already been answered.
+        """
+        body: StreamingBody = response["Body"]
+        etag, size = response.get("ETag"), response.get("ContentLength")
+        received, resumes_left = 0, self._attempts - 1
+        try:
+            while size is None or received < size:
+                try:
+                    chunk = body.read(chunk_size)
+                except UNAVAILABLE_ERRORS as exc:
+                    if resumes_left <= 0:
+                        raise unavailable("GetObject", exc) from None
+                    resumes_left -= 1
+                    body.close()
+                    body = self._resumed(key, etag=etag, offset=received)
+                    continue
+                if not chunk:
+                    return
+                received += len(chunk)
+                yield chunk
+        finally:
+            body.close()
+
+    def _resumed(self, key: str, *, etag: str | None, offset: int) -> StreamingBody:
+        """The body of the object from ``offset`` on, if it is still the same object."""
+        rest = f"bytes={offset}-"
+        with s3_errors("GetObject"):
+            if etag is None:
+                return self._client.get_object(Bucket=self.bucket, Key=key, Range=rest)["Body"]
+            resumed = self._client.get_object(Bucket=self.bucket, Key=key, Range=rest, IfMatch=etag)
+        return resumed["Body"]
+
+    def _list(self, prefix: str) -> Iterator[ListedObject]:
         paginator = self._client.get_paginator("list_objects_v2")
         with s3_errors("ListObjectsV2"):
             for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
                 for item in page.get("Contents", []):
-                    yield item["Key"]
+                    yield ListedObject(item["Key"], item["LastModified"])
 
 
-def _stream(body: StreamingBody, chunk_size: int) -> Iterator[bytes]:
-    """The object's bytes; a connection lost mid-way surfaces as StorageUnavailable."""
-    try:
-        while True:
-            with s3_errors("GetObject"):
-                chunk = body.read(chunk_size)
-            if not chunk:
-                return
-            yield chunk
-    finally:
-        body.close()
+def _attempts_of(client: S3Client) -> int:
+    """How many tries the client makes of a call: a download cut mid-way is resumed as often."""
+    config = getattr(getattr(client, "meta", None), "config", None)
+    retries = getattr(config, "retries", None) or {}
+    return int(retries.get("total_max_attempts", DEFAULT_ATTEMPTS))

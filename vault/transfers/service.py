@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
+from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col, select
 
 from vault.audit.models import ActorKind, AuditAction
@@ -37,7 +38,13 @@ from vault.errors import (
     ProcessingRestricted,
 )
 from vault.links.models import Link, LinkDownload
-from vault.links.service import IssuedLink, LinkPolicy, issue_link, link_terms
+from vault.links.service import (
+    IssuedLink,
+    LinkPolicy,
+    issue_link,
+    link_terms,
+    new_link_secrets,
+)
 from vault.partners.models import Partner, PartnerKind
 from vault.partners.service import get_enabled_partner
 from vault.subject_rights.models import InterestObjection
@@ -149,6 +156,8 @@ def create_transfer(
     if not 1 <= len(wanted) <= MAX_DOCUMENTS:
         raise InvalidTransfer(f"a transfer sends 1 to {MAX_DOCUMENTS} documents")
     terms = link_terms(link_policy, expires_in=expires_in, max_downloads=max_downloads)
+    # Hashed before the first query, so no transaction waits on argon2 (wasted if refused).
+    link_secrets = new_link_secrets()
     case = get_live_case(session=session, case_id=case_id)
     _check_documents(session, case_id=case_id, document_ids=wanted)
     get_enabled_partner(session, partner_id=partner_id)
@@ -192,13 +201,43 @@ def create_transfer(
             TransferDocument(transfer_id=transfer.id, document_id=document_id, position=position)
             for position, document_id in enumerate(wanted, start=1)
         )
-        link = issue_link(session, transfer_id=transfer.id, terms=terms, now=now)
+        link = issue_link(
+            session, transfer_id=transfer.id, terms=terms, now=now, link_secrets=link_secrets
+        )
         _append(session, AuditAction.TRANSFER_CREATE, case, audit=audit, now=now, transfer=transfer)
-        session.commit()
     except BaseException:
         session.rollback()  # fail closed: without its event, no transfer and no link
         raise
+    transfer_id, link_id = transfer.id, link.link.id
+    try:
+        session.commit()
+    except BaseException:
+        stored = _committed_after_all(session, transfer_id=transfer_id, link_id=link_id)
+        if stored is None:
+            raise
+        # The answer to the commit was lost, not the commit: the coordinator still gets the
+        # link and its code (held here, never stored), rather than a transfer nobody can use.
+        transfer = stored[0]
+        link = IssuedLink(link=stored[1], token=link.token, access_code=link.access_code)
     return IssuedTransfer(transfer=transfer, link=link)
+
+
+def _committed_after_all(
+    session: Session, *, transfer_id: uuid.UUID, link_id: uuid.UUID
+) -> tuple[Transfer, Link] | None:
+    """After a commit that raised: the transfer and its link if the server committed them all
+    the same (the connection broke before its answer came back); None if it did not, or if
+    the database cannot say."""
+    try:
+        session.rollback()
+        transfer = session.get(Transfer, transfer_id)
+        link = session.get(Link, link_id)
+        session.commit()  # end the read
+    except SQLAlchemyError:
+        return None
+    if transfer is None or link is None:
+        return None
+    return transfer, link
 
 
 def revoke_transfer(

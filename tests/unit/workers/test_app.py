@@ -16,6 +16,7 @@ from infra.tasks import (
     KEYS_ROTATE,
     RETENTION_PURGE,
     RETENTION_RUN,
+    STORAGE_SWEEP,
     TASK_NAMES,
     celery_config,
 )
@@ -110,7 +111,7 @@ def _failing_task_calls(error: Exception) -> int:
     return len(calls)
 
 
-def test_beat_sends_the_five_periodic_tasks() -> None:
+def test_beat_sends_the_six_periodic_tasks() -> None:
     assert celery_app.conf.beat_schedule == BEAT_SCHEDULE
     by_task = {entry["task"]: entry["schedule"] for entry in BEAT_SCHEDULE.values()}
     assert set(by_task) == {
@@ -119,11 +120,12 @@ def test_beat_sends_the_five_periodic_tasks() -> None:
         KEYS_ROTATE,
         EXTRACTS_SWEEP,
         EXPORTS_SWEEP,
+        STORAGE_SWEEP,
     }
     assert set(by_task) <= TASK_NAMES
     assert by_task[EXTRACTS_SWEEP] == timedelta(minutes=10)
     assert by_task[EXPORTS_SWEEP] == timedelta(minutes=10)
-    for name in (RETENTION_RUN, RETENTION_PURGE, KEYS_ROTATE):
+    for name in (RETENTION_RUN, RETENTION_PURGE, KEYS_ROTATE, STORAGE_SWEEP):
         daily = by_task[name]
         assert isinstance(daily, crontab)
         assert len(daily.hour) == 1

@@ -170,6 +170,86 @@ def test_commit_failure_deletes_the_uploaded_object(vault: Vault) -> None:
     assert_nothing_stored(vault)
 
 
+def fail_the_commit_of_the_upload(
+    vault: Vault, monkeypatch: pytest.MonkeyPatch, *, committed: bool
+) -> list[bool]:
+    """Make the upload's final commit raise as a lost connection does: after the server
+    committed (``committed``: its answer was lost) or before. Returns a switch that, once set,
+    makes every later query fail too (the database still unreachable)."""
+    real_commit = vault.session.commit
+    unreachable: list[bool] = []
+    failed: list[bool] = []
+
+    def commit() -> None:
+        holds_the_row = any(isinstance(o, Document) for o in vault.session.identity_map.values())
+        if holds_the_row and not failed:
+            failed.append(True)
+            if committed:
+                real_commit()
+            raise sa.exc.OperationalError("COMMIT", {}, ConnectionResetError("answer lost"))
+        real_commit()
+
+    def refuse_when_unreachable(*_: object) -> None:
+        if unreachable:
+            raise sa.exc.OperationalError("SELECT", {}, ConnectionRefusedError())
+
+    monkeypatch.setattr(vault.session, "commit", commit)
+    sa.event.listen(vault.session.get_bind(), "before_cursor_execute", refuse_when_unreachable)
+    return unreachable
+
+
+def test_a_commit_whose_answer_was_lost_keeps_the_stored_document(
+    vault: Vault, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cut of the database connection (what tests/faults does) can fall after the server
+    committed and before its answer came back: the object was then deleted although its row
+    and event were stored, a row without its object. Now the row is looked up and the upload
+    stands."""
+    case = make_case(vault.session, vault.keys)
+    fail_the_commit_of_the_upload(vault, monkeypatch, committed=True)
+    data = png_bytes(seed=7)
+
+    document = vault.upload(case, data)
+
+    assert vault.store.exists(document.object_key)
+    assert read_all(vault, document.id) == data
+    stored = vault.session.exec(select(AuditEvent).where(AuditEvent.document_id == document.id))
+    assert [event.action for event in stored] == ["document.store", "document.read"]
+
+
+def test_a_commit_that_failed_deletes_the_uploaded_object(
+    vault: Vault, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    case = make_case(vault.session, vault.keys)
+    fail_the_commit_of_the_upload(vault, monkeypatch, committed=False)
+
+    with pytest.raises(sa.exc.OperationalError):
+        vault.upload(case, png_bytes())
+
+    assert_nothing_stored(vault)
+
+
+def test_when_the_database_cannot_tell_the_object_stays_for_the_sweep(
+    vault: Vault, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    case = make_case(vault.session, vault.keys)
+    unreachable = fail_the_commit_of_the_upload(vault, monkeypatch, committed=True)
+    real_rollback = vault.session.rollback
+
+    def rollback_then_unreachable() -> None:
+        real_rollback()
+        unreachable.append(True)
+
+    monkeypatch.setattr(vault.session, "rollback", rollback_then_unreachable)
+
+    with pytest.raises(sa.exc.OperationalError, match="COMMIT"):
+        vault.upload(case, png_bytes())
+
+    unreachable.clear()
+    [key] = vault.store.keys("")
+    assert vault.session.exec(select(Document.object_key)).all() == [key]  # it was committed
+
+
 def test_destroyed_case_key_means_gone_for_reads_and_writes(vault: Vault) -> None:
     case = make_case(vault.session, vault.keys)
     document = vault.upload(case, png_bytes())

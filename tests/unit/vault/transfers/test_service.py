@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from sqlmodel import Session, func, select
 
 from tests.factories import (
@@ -384,3 +385,62 @@ def test_disclosures_list_every_transfer_and_download_of_the_patient(vault: Vaul
     assert (two.revoked_at, two.downloads) == (NOW + timedelta(hours=2), [])
     [event] = events(vault.session, AuditAction.DISCLOSURE_LIST)
     assert event.patient_id == setup.case.patient_id
+
+
+def lose_the_commit_of_the_transfer(
+    vault: Vault, monkeypatch: pytest.MonkeyPatch, *, committed: bool
+) -> None:
+    """Make the transfer's commit raise as a lost connection does: after the server committed
+    (``committed``: only its answer was lost) or before."""
+    real_commit = vault.session.commit
+    failed: list[bool] = []
+
+    def commit() -> None:
+        holds_a_link = any(isinstance(o, Link) for o in vault.session.identity_map.values())
+        if holds_a_link and not failed:
+            failed.append(True)
+            if committed:
+                real_commit()
+            raise sa.exc.OperationalError("COMMIT", {}, ConnectionResetError("answer lost"))
+        real_commit()
+
+    monkeypatch.setattr(vault.session, "commit", commit)
+
+
+def test_a_transfer_whose_commit_answer_was_lost_is_issued_with_its_code(
+    vault: Vault, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found by the fault suite (tests/faults): a transfer committed while the connection broke
+    before the commit's answer came back was answered 503, so the coordinator had no link and
+    no code for a disclosure that was recorded, and would send it again. Now the transfer is
+    looked up and issued."""
+    setup = make_transfer_setup(vault)
+    lose_the_commit_of_the_transfer(vault, monkeypatch, committed=True)
+
+    issued = make_transfer(vault.session, setup)
+
+    assert count(vault.session, Transfer) == 1
+    assert len(events(vault.session, AuditAction.TRANSFER_CREATE)) == 1
+    downloaded = download_from_link(
+        vault.session,
+        store=vault.store,
+        keys=vault.keys,
+        token=issued.link.token,
+        document_id=setup.documents[0].id,
+        code=issued.link.access_code,
+        now=NOW,
+        audit=SYSTEM,
+    )
+    assert b"".join(downloaded.stream.chunks).startswith(b"%PDF")
+
+
+def test_a_transfer_whose_commit_failed_stores_nothing(
+    vault: Vault, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    setup = make_transfer_setup(vault)
+    lose_the_commit_of_the_transfer(vault, monkeypatch, committed=False)
+
+    with pytest.raises(sa.exc.OperationalError):
+        make_transfer(vault.session, setup)
+
+    assert_no_transfer_stored(vault.session)
