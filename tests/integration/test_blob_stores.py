@@ -9,80 +9,20 @@ from __future__ import annotations
 
 import random
 import uuid
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from functools import cache
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 
+from tests.integration.stores import MIB, PART, REGION, Backend
 from vault.errors import NotFound, StorageUnavailable
-from vault.storage.interfaces import BlobStore
-from vault.storage.local import LocalFolderBlobStore
-from vault.storage.s3 import S3BlobStore, make_s3_client
+from vault.storage.s3 import S3BlobStore
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
-MIB = 1024 * 1024
-PART = 5 * MIB
-REGION = "eu-central-1"
 ODD_CHUNK_SIZES = [1, 7, 4099, 65537, 1_000_003, 3 * MIB + 5]
-
-
-@dataclass
-class Backend:
-    store: BlobStore
-    leftovers: Callable[[], list[str]]  # temp files or open multipart uploads
-    versions: Callable[[str], int]  # stored versions (and delete markers) of one key
-
-
-def local_backend(root: Path) -> Backend:
-    def leftovers() -> list[str]:
-        tmp = root / "tmp"
-        return sorted(p.name for p in tmp.iterdir()) if tmp.exists() else []
-
-    def versions(key: str) -> int:
-        return int((root / "objects" / key).is_file())
-
-    return Backend(LocalFolderBlobStore(root), leftovers, versions)
-
-
-def s3_backend(moto_url: str, direct: S3Client) -> Backend:
-    bucket = f"contract-{uuid.uuid4().hex[:12]}"
-    store = S3BlobStore(
-        bucket=bucket, endpoint_url=moto_url, region=REGION, part_size=PART, client=direct
-    )
-    store.ensure_bucket(versioning=True)
-
-    def leftovers() -> list[str]:
-        uploads = direct.list_multipart_uploads(Bucket=bucket).get("Uploads", [])
-        return sorted(upload["Key"] for upload in uploads)
-
-    def versions(key: str) -> int:
-        listed = direct.list_object_versions(Bucket=bucket, Prefix=key)
-        entries = [*listed.get("Versions", []), *listed.get("DeleteMarkers", [])]
-        return sum(entry["Key"] == key for entry in entries)
-
-    return Backend(store, leftovers, versions)
-
-
-@pytest.fixture(scope="module")
-def s3_client(moto_url: str) -> S3Client:
-    """One client for the module: building one costs more than most of these tests."""
-    with pytest.MonkeyPatch.context() as patch:  # set before conftest's per-test credentials
-        patch.setenv("AWS_ACCESS_KEY_ID", "testing")
-        patch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-        return make_s3_client(endpoint_url=moto_url, region=REGION)
-
-
-@pytest.fixture(params=["local", pytest.param("s3", marks=pytest.mark.moto)])
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
-    if request.param == "local":
-        return local_backend(tmp_path / "store")
-    moto_url = request.getfixturevalue("moto_url")
-    return s3_backend(moto_url, request.getfixturevalue("s3_client"))
 
 
 @cache

@@ -21,36 +21,18 @@ from infra.db import session_factory
 from keys.local import LocalKeyringProvider
 from keys.store import KeyStore
 from tests.factories import Vault, intake_limits, make_case, png_bytes
-from tests.integration.test_blob_stores import Backend, local_backend, s3_backend
+from tests.integration.stores import PART, Backend, local_backend, s3_backend
 from tests.integration.test_cli import MEDVAULT
 from vault.audit.models import AuditEvent
 from vault.clock import utcnow
 from vault.documents.service import object_key_for
 from vault.storage.local import LocalFolderBlobStore
-from vault.storage.s3 import S3BlobStore, make_s3_client
+from vault.storage.s3 import S3BlobStore
 from vault.storage.sweep import sweep_storage
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
     from mypy_boto3_s3 import S3Client
-
-REGION = "eu-central-1"
-PART = 5 * 1024 * 1024
-
-
-@pytest.fixture(scope="module")
-def s3_client(moto_url: str) -> S3Client:
-    with pytest.MonkeyPatch.context() as patch:  # set before conftest's per-test credentials
-        patch.setenv("AWS_ACCESS_KEY_ID", "testing")
-        patch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-        return make_s3_client(endpoint_url=moto_url, region=REGION)
-
-
-@pytest.fixture(params=["local", pytest.param("s3", marks=pytest.mark.moto)])
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
-    if request.param == "local":
-        return local_backend(tmp_path / "store")
-    return s3_backend(request.getfixturevalue("moto_url"), request.getfixturevalue("s3_client"))
 
 
 def start_unfinished_upload(backend: Backend, key: str) -> None:
