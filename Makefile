@@ -9,6 +9,9 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 INSTALLED_BENCH := $(VENV)/.installed-bench
 PYTEST_ARGS ?=
+# `make test` runs the tests in this many processes (pytest-xdist); the suites that start
+# whole installations run one after another in one of them (tests/conftest.py).
+TEST_WORKERS ?= 2
 # The machine's own PostgreSQL: its tests fail, never skip, when it is asked for and missing.
 # Set it empty (MEDVAULT_TEST_POSTGRES_URL= make test) on a machine without one to skip them.
 export MEDVAULT_TEST_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/postgres
@@ -74,7 +77,7 @@ $(DOCKER_COMPOSE):
 		{ $(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends docker-compose; }
 
 test: $(INSTALLED) $(CHROMIUM) $(DOCKER_COMPOSE)
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest --numprocesses $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check .

@@ -13,12 +13,13 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlmodel import Session, SQLModel
+from sqlmodel import Session
 
 from api.app import create_app
 from infra.settings import Settings
 from infra.tasks import check_task
 from infra.wiring import Runtime
+from tests.databases import sqlite_with_tables
 from tests.factories import NOW, identity
 from vault.accounts.models import Role
 from vault.accounts.service import create_user
@@ -138,9 +139,10 @@ class ApiHarness:
 
 
 def harness_settings(tmp_path: Path, **overrides: object) -> Settings:
+    """Settings of an installation under ``tmp_path`` whose SQLite database has every table."""
     return Settings(
         data_dir=tmp_path / "var",
-        database_url=f"sqlite:///{tmp_path / 'api.db'}",
+        database_url=sqlite_with_tables(tmp_path / "api.db"),
         **overrides,  # type: ignore[arg-type]
     )
 
@@ -152,7 +154,6 @@ def api(tmp_path: Path) -> Iterator[ApiHarness]:
     tasks = RecordingTaskQueue()
     app = create_app(harness_settings(tmp_path), clock=clock, notifier=notifier, tasks=tasks)
     runtime: Runtime = app.state.runtime
-    SQLModel.metadata.create_all(runtime.engine)
     with TestClient(app, base_url="http://testserver") as client:
         yield ApiHarness(
             client=client, runtime=runtime, clock=clock, notifier=notifier, tasks=tasks

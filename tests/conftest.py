@@ -24,12 +24,26 @@ import sqlalchemy as sa
 from argon2 import PasswordHasher
 from argon2.profiles import CHEAPEST
 from sqlalchemy.engine import make_url
-from sqlmodel import Session, SQLModel
+from sqlmodel import Session
 
+from infra.db import make_engine
 from tests.apiharness import api  # noqa: F401 - the `api` fixture, for every test folder
+from tests.databases import create_tables, empty_tables, sqlite_with_tables
 from vault.accounts import passwords
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# Suites that start whole installations (servers, workers, fuzzers, load) and use both cores
+# themselves: under pytest-xdist they run one after another in a single process, while the
+# other process takes the rest of the tests.
+INSTALLATION_SUITES = ("atheris", "e2e", "faults", "fuzz", "load", "soak", "workers")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    tests = REPO_ROOT / "tests"
+    for item in items:
+        suite = item.path.relative_to(tests).parts[0] if item.path.is_relative_to(tests) else ""
+        if suite in INSTALLATION_SUITES:
+            item.add_marker(pytest.mark.xdist_group("installations"))
 
 
 def free_port() -> int:
@@ -120,23 +134,31 @@ def own_postgres_url() -> Iterator[str]:
         yield url
 
 
+@pytest.fixture(scope="session")
+def postgres_with_tables_url() -> Iterator[str]:
+    """A PostgreSQL database of this test session with every table created once (for `engine`,
+    which empties it before each test; `postgres_url` stays an empty database)."""
+    with _fresh_postgres_database() as url:
+        engine = make_engine(url)
+        try:
+            create_tables(engine)
+        finally:
+            engine.dispose()
+        yield url
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sa.Engine]:
-    """A database engine with every table created: SQLite file, and PostgreSQL when asked."""
-    from infra.db import make_engine
-
+    """A database engine with every table created and no row: SQLite file, and PostgreSQL when
+    asked."""
     if request.param == "sqlite":
-        eng = make_engine(f"sqlite:///{tmp_path / 'test.db'}")
+        eng = make_engine(sqlite_with_tables(tmp_path / "test.db"))
     else:
-        eng = make_engine(request.getfixturevalue("postgres_url"))
-    import infra.models  # noqa: F401 - registers every table on SQLModel.metadata
-
-    SQLModel.metadata.create_all(eng)
+        eng = make_engine(request.getfixturevalue("postgres_with_tables_url"))
+        empty_tables(eng)
     try:
         yield eng
     finally:
-        if request.param == "postgres":
-            SQLModel.metadata.drop_all(eng)
         eng.dispose()
 
 

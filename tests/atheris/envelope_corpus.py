@@ -21,7 +21,6 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import cache
-from pathlib import Path
 from unittest import mock
 
 from vault.crypto import envelope
@@ -227,12 +226,3 @@ def seeds() -> dict[str, bytes]:
                 bytes([plan_byte(own)]) + genuine.blob[: genuine.frame_end(1)]
             )
     return found
-
-
-def write_seeds(folder: Path) -> int:
-    """Write the seed corpus into ``folder``; returns the largest seed's size."""
-    folder.mkdir(parents=True, exist_ok=True)
-    found = seeds()
-    for name, data in found.items():
-        (folder / name).write_bytes(data)
-    return max(len(data) for data in found.values())

@@ -11,8 +11,6 @@ failure (a crash, an accepted forgery) in :mod:`tests.atheris.envelope_oracle`.
 from __future__ import annotations
 
 import sys
-import tempfile
-from pathlib import Path
 
 import atheris
 
@@ -25,6 +23,7 @@ with atheris.instrument_imports(include=["vault"]):
 from tests.atheris import envelope_corpus as corpus
 from tests.atheris import envelope_oracle as oracle
 from tests.atheris.feedback import cell_feedback
+from tests.atheris.libfuzzer import run_target
 from tests.atheris.outcomes import Outcomes
 
 OUTCOMES = Outcomes.from_environment()
@@ -53,16 +52,6 @@ def test_one_input(data: bytes) -> None:
     reach(cell + oracle.PROGRESS.index(progress))
 
 
-def main(argv: list[str]) -> None:
-    corpus.genuine_envelopes()  # made once, before the first input is timed
-    if not any(not arg.startswith("-") for arg in argv[1:]):
-        folder = Path(tempfile.mkdtemp(prefix="envelope-corpus-"))
-        corpus.write_seeds(folder)
-        print(f"seed corpus: {folder}", file=sys.stderr)
-        argv = [*argv, str(folder)]
-    atheris.Setup(argv, test_one_input)
-    atheris.Fuzz()
-
-
 if __name__ == "__main__":
-    main(sys.argv)
+    corpus.genuine_envelopes()  # made once, before the first input is timed
+    run_target(sys.argv, test_one_input, corpus.seeds, "envelope")

@@ -16,7 +16,6 @@ import struct
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 from vault.intake import IntakeLimits
 
@@ -137,12 +136,3 @@ def seeds() -> dict[str, bytes]:
             plan = plan_byte(format, fix_png_checksums=True)
             found[f"{name}-fixed-checksums"] = bytes([plan]) + body
     return found
-
-
-def write_seeds(folder: Path) -> int:
-    """Write the seed corpus into ``folder``; returns the largest seed's size."""
-    folder.mkdir(parents=True, exist_ok=True)
-    found = seeds()
-    for name, data in found.items():
-        (folder / name).write_bytes(data)
-    return max(len(data) for data in found.values())

@@ -32,6 +32,7 @@ with atheris.instrument_imports(include=["vault"]):
 from tests.atheris import intake_corpus as corpus
 from tests.atheris import intake_oracle as oracle
 from tests.atheris.feedback import cell_feedback
+from tests.atheris.libfuzzer import run_target
 from tests.atheris.outcomes import Outcomes
 
 SPOOL_ENV = "MEDVAULT_ATHERIS_SPOOL_DIR"
@@ -101,15 +102,5 @@ def test_one_input(data: bytes) -> None:
     reach((format_index * len(corpus.CHUNK_SIZES) + chunk_index) * OUTCOME_KINDS + kind)
 
 
-def main(argv: list[str]) -> None:
-    if not any(not arg.startswith("-") for arg in argv[1:]):
-        folder = Path(tempfile.mkdtemp(prefix="intake-corpus-"))
-        corpus.write_seeds(folder)
-        print(f"seed corpus: {folder}", file=sys.stderr)
-        argv = [*argv, str(folder)]
-    atheris.Setup(argv, test_one_input)
-    atheris.Fuzz()
-
-
 if __name__ == "__main__":
-    main(sys.argv)
+    run_target(sys.argv, test_one_input, corpus.seeds, "intake")

@@ -1,4 +1,5 @@
-"""Running a fuzz target as a libFuzzer process, and reading what it said when it stopped.
+"""Running a fuzz target as a libFuzzer process, and reading what it said when it stopped; and
+the targets' own entry point (``run_target``) with their seed corpora.
 
 Each run gets a session of its own, so that what it started (the PDF sanitiser's children) can
 be found, and ended, through its process group. libFuzzer's closing lines are parsed from its
@@ -13,7 +14,8 @@ import re
 import signal
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +28,33 @@ _STATUS = re.compile(
 )
 _STAT = re.compile(r"^stat::(?P<name>\w+):\s+(?P<value>\d+)$", re.MULTILINE)
 _SIZE_UNITS = {"b": 1, "Kb": 1 << 10, "Mb": 1 << 20}
+
+
+def write_seeds(folder: Path, seeds: Mapping[str, bytes]) -> int:
+    """Write a seed corpus (file name: content) into ``folder``; returns the largest seed's size."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, data in seeds.items():
+        (folder / name).write_bytes(data)
+    return max(len(data) for data in seeds.values())
+
+
+def run_target(
+    argv: list[str],
+    test_one_input: Callable[[bytes], None],
+    seeds: Callable[[], Mapping[str, bytes]],
+    name: str,
+) -> None:
+    """A target process's entry point: libFuzzer with ``argv``. Given no corpus folder, it
+    seeds a new temporary one (and prints where)."""
+    import atheris  # only target processes load it (it instruments what they import next)
+
+    if not any(not arg.startswith("-") for arg in argv[1:]):
+        folder = Path(tempfile.mkdtemp(prefix=f"{name}-corpus-"))
+        write_seeds(folder, seeds())
+        print(f"seed corpus: {folder}", file=sys.stderr)
+        argv = [*argv, str(folder)]
+    atheris.Setup(argv, test_one_input)
+    atheris.Fuzz()
 
 
 @dataclass

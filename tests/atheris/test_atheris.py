@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,7 +45,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(SECONDS + STOP_MARGIN_SECOND
 class Target:
     name: str
     module: str
-    write_seeds: Callable[[Path], int]
+    seeds: Callable[[], Mapping[str, bytes]]
     timeout_seconds: int  # one input running longer is a hang
     max_len: Callable[[int], int]  # from the largest seed or regression input
 
@@ -54,14 +54,14 @@ TARGETS = (
     Target(
         "envelope",
         "tests.atheris.envelope_target",
-        envelope_corpus.write_seeds,
+        envelope_corpus.seeds,
         timeout_seconds=5,
         max_len=lambda largest: largest + 4096,  # room to extend the longest envelope
     ),
     Target(
         "intake",
         "tests.atheris.intake_target",
-        intake_corpus.write_seeds,
+        intake_corpus.seeds,
         # Two PDF child processes (a file and its sanitised output), each at most 4 s of wall.
         timeout_seconds=15,
         max_len=lambda largest: max(largest, intake_corpus.MAX_INPUT_BYTES),
@@ -73,7 +73,7 @@ def start(target: Target, work_dir: Path) -> libfuzzer.FuzzRun:
     seeds, found, spool = (work_dir / f"{target.name}-{part}" for part in ("seeds", "new", "spool"))
     found.mkdir()
     spool.mkdir(mode=0o700)
-    largest = target.write_seeds(seeds)
+    largest = libfuzzer.write_seeds(seeds, target.seeds())
     corpus_dirs = [found, seeds]  # libFuzzer writes what it finds into the first
     if (kept := REGRESSIONS / target.name).is_dir() and any(kept.iterdir()):
         corpus_dirs.append(kept)

@@ -11,7 +11,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -23,11 +22,11 @@ import pytest
 from playwright.sync_api import Browser, Page, Playwright, sync_playwright
 
 from tests.conftest import REPO_ROOT, free_port
+from tests.e2e.service import medvault, medvault_running
 
 pytestmark = pytest.mark.slow
 
 CHROMIUM = Path("/usr/bin/chromium")
-MEDVAULT = Path(sys.executable).with_name("medvault")
 STAFF_PASSWORD = "browser story password"
 # As the machine notes say: without these, Chromium reaches for Google's hosts at every start.
 CHROMIUM_ARGS = [
@@ -71,14 +70,6 @@ class Product:
         return match.group(1)
 
 
-def _medvault(*args: str, env: dict[str, str], stdin: str = "") -> str:
-    done = subprocess.run(
-        [str(MEDVAULT), *args], env=env, input=stdin, capture_output=True, text=True, check=False
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout
-
-
 def _wait_ready(base_url: str, process: subprocess.Popen[bytes], seconds: float = 60) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -103,27 +94,17 @@ def product(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Product]:
         "MEDVAULT_PORT": str(port),
         "MEDVAULT_PUBLIC_BASE_URL": base_url,
     }
-    _medvault("db", "upgrade", env=env)
+    medvault("db", "upgrade", env=env)
     running = Product(base_url, root / "var", env)
     for role in ("coordinator", "analyst", "admin"):
         login = f"{role}-story"
-        _medvault("user", "add", login, "--role", role, env=env, stdin=STAFF_PASSWORD + "\n")
+        medvault("user", "add", login, "--role", role, env=env, stdin=STAFF_PASSWORD + "\n")
         running.staff[role] = login
-    log = (root / "up.log").open("wb")
-    process = subprocess.Popen(
-        [str(MEDVAULT), "up"], env=env, stdout=log, stderr=subprocess.STDOUT, cwd=root
-    )
-    try:
+    with medvault_running(
+        "up", env=env, log_path=root / "up.log", port=port, stop_signal=signal.SIGINT, cwd=root
+    ) as process:
         _wait_ready(base_url, process)
         yield running
-    finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
 
 
 @pytest.fixture(scope="module")

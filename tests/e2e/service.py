@@ -1,16 +1,21 @@
-"""The service as its operators and users meet it from outside: the `medvault` command, the
-confirmation mail in the outbox, signing in over HTTP. Shared by the end-to-end tests."""
+"""The service as its operators and users meet it from outside: the `medvault` command (run
+once, or kept running as a server), the confirmation mail in the outbox, signing in over HTTP.
+Shared by the tests that start real installations (e2e, browser, soak, faults, load)."""
 
 from __future__ import annotations
 
 import email
 import email.policy
 import re
+import signal
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx2 as httpx
 
+from tests.conftest import wait_for_port
 from tests.workers.conftest import MEDVAULT, child_env
 
 PASSWORD = "e2e password long enough"
@@ -29,6 +34,46 @@ def medvault(*args: str, env: dict[str, str], stdin: str = "") -> subprocess.Com
     )
     assert result.returncode == 0, result.stderr
     return result
+
+
+@contextmanager
+def medvault_running(
+    *args: str,
+    env: dict[str, str],
+    log_path: Path,
+    port: int,
+    start_seconds: float = 60,
+    stop_signal: signal.Signals = signal.SIGTERM,
+    stop_seconds: float = 30,
+    cwd: Path | None = None,
+    new_session: bool = False,
+) -> Iterator[subprocess.Popen[bytes]]:
+    """A `medvault` command that keeps running (`serve`, `up`) with the installation's
+    variables and its output in ``log_path``, yielded once something answers on ``port``. On
+    exit it is sent ``stop_signal``, killed if it has not ended within ``stop_seconds``, and
+    waited for."""
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [str(MEDVAULT), *args],
+            env=child_env(env),
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=new_session,
+        )
+    try:
+        started = wait_for_port("127.0.0.1", port, timeout=start_seconds)
+        assert started, f"medvault {args[0]} did not start:\n{log_path.read_text()[-2000:]}"
+        yield process
+    finally:
+        if process.poll() is None:
+            process.send_signal(stop_signal)
+            try:
+                process.wait(timeout=stop_seconds)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=10)
 
 
 def mailed_code(env: dict[str, str], to: str) -> str:

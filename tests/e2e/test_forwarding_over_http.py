@@ -7,7 +7,6 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,10 +16,9 @@ import httpx2 as httpx
 import pikepdf
 import pytest
 
-from tests.conftest import free_port, wait_for_port
-from tests.e2e.service import PASSWORD, mailed_code, medvault, sign_in
+from tests.conftest import free_port
+from tests.e2e.service import PASSWORD, mailed_code, medvault, medvault_running, sign_in
 from tests.factories import PATIENT_NAME, pdf_bytes
-from tests.workers.conftest import MEDVAULT
 
 pytestmark = [pytest.mark.postgres, pytest.mark.moto, pytest.mark.slow]
 
@@ -49,18 +47,12 @@ def env(tmp_path: Path, own_postgres_url: str, moto_url: str) -> dict[str, str]:
 @pytest.fixture
 def server(env: dict[str, str], tmp_path: Path) -> Iterator[httpx.Client]:
     medvault("db", "upgrade", env=env)
-    with (tmp_path / "server.log").open("w") as log:
-        proc = subprocess.Popen(
-            [str(MEDVAULT), "serve"], env=env, stdout=subprocess.DEVNULL, stderr=log
-        )
-    try:
-        port = int(env["MEDVAULT_PORT"])
-        assert wait_for_port("127.0.0.1", port, timeout=60), "medvault serve did not start"
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
-            yield client
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
+    port = int(env["MEDVAULT_PORT"])
+    with (
+        medvault_running("serve", env=env, log_path=tmp_path / "server.log", port=port),
+        httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client,
+    ):
+        yield client
 
 
 def test_patient_uploads_coordinator_forwards_partner_downloads(

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-import subprocess
 import threading
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -28,13 +28,11 @@ from sqlmodel import col, select
 
 from infra.tasks import RETENTION_RUN
 from infra.wiring import Runtime
-from tests.conftest import free_port, wait_for_port
-from tests.e2e.service import PASSWORD, mailed_code, medvault, sign_in
+from tests.conftest import free_port
+from tests.e2e.service import PASSWORD, mailed_code, medvault, medvault_running, sign_in
 from tests.factories import make_qa_patient, png_bytes
 from tests.workers.conftest import (
-    MEDVAULT,
     WorkerProcess,
-    child_env,
     require_redis_url,
     runtime_for,
     wait_until,
@@ -94,31 +92,22 @@ def own_host(folder: Path, port: int) -> dict[str, str]:
 def apis(env: dict[str, str], tmp_path: Path) -> Iterator[list[httpx.Client]]:
     """Two API processes on ports of their own, as on two hosts; a client for each."""
     medvault("db", "upgrade", env=env)
-    processes, clients = [], []
-    try:
+    limits = httpx.Limits(max_connections=100, max_keepalive_connections=100)
+    with ExitStack() as stack:
+        clients = []
         for index in range(API_PROCESSES):
             port = free_port()
-            with (tmp_path / f"api-{index}.log").open("w") as log:
-                processes.append(
-                    subprocess.Popen(
-                        [str(MEDVAULT), "serve"],
-                        env=child_env(env | own_host(tmp_path / f"api-{index}", port)),
-                        stdout=subprocess.DEVNULL,
-                        stderr=log,
-                    )
-                )
-            assert wait_for_port("127.0.0.1", port, timeout=60), f"API {index} did not start"
-            limits = httpx.Limits(max_connections=100, max_keepalive_connections=100)
+            host_env = env | own_host(tmp_path / f"api-{index}", port)
+            log_path = tmp_path / f"api-{index}.log"
+            stack.enter_context(
+                medvault_running("serve", env=host_env, log_path=log_path, port=port)
+            )
             clients.append(
-                httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120, limits=limits)
+                stack.enter_context(
+                    httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120, limits=limits)
+                )
             )
         yield clients
-    finally:
-        for client in clients:
-            client.close()
-        for process in processes:
-            process.terminate()
-            process.wait(timeout=30)
 
 
 @pytest.fixture

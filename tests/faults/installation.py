@@ -29,9 +29,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 from sqlalchemy.engine import make_url
 
 from tests.conftest import free_port, wait_for_port
-from tests.e2e.service import medvault
+from tests.e2e.service import medvault, medvault_running
 from tests.faultproxy import FaultProxy
-from tests.workers.conftest import MEDVAULT, WorkerProcess, child_env
+from tests.workers.conftest import WorkerProcess
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -164,22 +164,16 @@ def running_installation(
         }
         medvault("db", "upgrade", env=direct_env)
         api_log = folder / "api.log"
-        with api_log.open("wb") as log:
-            api = subprocess.Popen(
-                [str(MEDVAULT), "serve"],
-                env=child_env(env),
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        stack.callback(_stop, api)
         # The worker boots while the API does (each takes seconds).
         with ThreadPoolExecutor(max_workers=1) as starting:
             booting = starting.submit(WorkerProcess, env, folder / "worker.log")
-            api_started = wait_for_port("127.0.0.1", port, timeout=60)
+            api = stack.enter_context(
+                medvault_running(
+                    "serve", env=env, log_path=api_log, port=port, stop_seconds=STOP_SECONDS
+                )
+            )
             worker = booting.result()
         stack.callback(worker.stop)
-        assert api_started, "medvault serve did not start"
         yield Installation(
             env=env,
             direct_env=direct_env,
@@ -218,13 +212,3 @@ def _alive(pid: int) -> bool:
     except OSError:
         return False
     return stat.rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has ended
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=STOP_SECONDS)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)

@@ -1,7 +1,9 @@
-"""Fixtures of the integration tests that run against every store (see stores.py)."""
+"""Fixtures of the integration tests: every store (see stores.py), and the environment a `medvault`
+command runs with."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -29,3 +31,16 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
     if request.param == "local":
         return local_backend(tmp_path / "store")
     return s3_backend(request.getfixturevalue("moto_url"), request.getfixturevalue("s3_client"))
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    return tmp_path / "data"
+
+
+@pytest.fixture
+def env(data_dir: Path) -> dict[str, str]:
+    """The caller's environment without any MEDVAULT_* setting, data under a temp folder."""
+    clean = {key: value for key, value in os.environ.items() if not key.startswith("MEDVAULT_")}
+    clean["MEDVAULT_DATA_DIR"] = str(data_dir)
+    return clean

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import stat
 import subprocess
 import sys
@@ -18,19 +17,6 @@ from tests.conftest import free_port
 
 MEDVAULT = Path(sys.executable).with_name("medvault")
 STARTUP_SECONDS = 30
-
-
-@pytest.fixture
-def data_dir(tmp_path: Path) -> Path:
-    return tmp_path / "data"
-
-
-@pytest.fixture
-def env(data_dir: Path) -> dict[str, str]:
-    """The caller's environment without any MEDVAULT_* setting, data under a temp folder."""
-    clean = {key: value for key, value in os.environ.items() if not key.startswith("MEDVAULT_")}
-    clean["MEDVAULT_DATA_DIR"] = str(data_dir)
-    return clean
 
 
 def medvault(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlmodel import Session, SQLModel, col, select
+from sqlmodel import Session, col, select
 
 from api.app import create_app
 from infra.db import make_engine
@@ -88,7 +88,6 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]
     app = create_app(
         harness_settings(tmp_path, **overrides), clock=clock, notifier=notifier, tasks=tasks
     )
-    SQLModel.metadata.create_all(app.state.runtime.engine)
     with TestClient(app, base_url="http://testserver") as client_:
         yield Backend(ApiHarness(client_, app.state.runtime, clock, notifier, tasks), versions)
 

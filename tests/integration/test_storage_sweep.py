@@ -8,7 +8,6 @@ The sweep's rules (which row owns which object): unit/vault/storage/test_sweep.p
 from __future__ import annotations
 
 import os
-import subprocess
 import uuid
 from datetime import timedelta
 from pathlib import Path
@@ -22,7 +21,7 @@ from keys.local import LocalKeyringProvider
 from keys.store import KeyStore
 from tests.factories import Vault, intake_limits, make_case, png_bytes
 from tests.integration.stores import PART, Backend, local_backend, s3_backend
-from tests.integration.test_cli import MEDVAULT
+from tests.integration.test_cli import medvault as run
 from vault.audit.models import AuditEvent
 from vault.clock import utcnow
 from vault.documents.service import object_key_for
@@ -132,22 +131,7 @@ def test_the_sweep_on_s3_keeps_multipart_documents_and_removes_orphans_and_open_
 # -- the command -------------------------------------------------------------------------------
 
 
-def run(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(MEDVAULT), *args],
-        env=env,
-        cwd=cwd,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-
-
-def test_storage_sweep_command_dry_run_then_sweep(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MEDVAULT_")}
-    env["MEDVAULT_DATA_DIR"] = str(tmp_path / "data")
+def test_storage_sweep_command_dry_run_then_sweep(env: dict[str, str], tmp_path: Path) -> None:
     assert run("db", "upgrade", env=env, cwd=tmp_path).returncode == 0
     orphan = tmp_path / "data" / "objects" / "objects" / "cases" / str(uuid.uuid4()) / "doc"
     orphan.parent.mkdir(parents=True)

@@ -11,14 +11,13 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.conftest import wait_for_port
-from tests.e2e.service import medvault
+from tests.e2e.service import medvault, medvault_running
 from tests.soak.server import process_children, soak_env
-from tests.workers.conftest import MEDVAULT, child_env, process_group_pids, wait_until
+from tests.workers.conftest import process_group_pids, wait_until
 
 START_SECONDS = 90.0
 STOP_SECONDS = 60.0  # `up` gives its worker 30 s to finish, then stops beat
@@ -92,20 +91,24 @@ def running_stack(folder: Path, **settings: str) -> Iterator[Stack]:
     stopped as Ctrl-C would stop it (SIGINT), and waited for, on exit."""
     env = soak_env(folder, **settings)
     medvault("db", "upgrade", env=env)
-    log_path = folder / "up.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [str(MEDVAULT), "up"],
-            env=child_env(env),
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    log_path, port = folder / "up.log", int(env["MEDVAULT_PORT"])
     groups: list[int] = []
-    try:
-        port = int(env["MEDVAULT_PORT"])
-        assert wait_for_port("127.0.0.1", port, timeout=START_SECONDS), "medvault up: no API"
+    with ExitStack() as stack:
+        # Whatever `up` did not stop in time (it started these groups for us): end them by id.
+        stack.callback(_kill_groups, groups)
+        process = stack.enter_context(
+            medvault_running(
+                "up",
+                env=env,
+                log_path=log_path,
+                port=port,
+                start_seconds=START_SECONDS,
+                stop_signal=signal.SIGINT,  # as Ctrl-C stops it
+                stop_seconds=STOP_SECONDS,
+                new_session=True,
+            )
+        )
+        groups.append(process.pid)
         wait_until(
             lambda: " ready." in log_path.read_text() and "beat: Starting" in log_path.read_text(),
             timeout=START_SECONDS,
@@ -115,18 +118,14 @@ def running_stack(folder: Path, **settings: str) -> Iterator[Stack]:
         beat_pid = _celery_child(process.pid, "beat")
         assert worker_pid, log_path.read_text()
         assert beat_pid, log_path.read_text()
-        groups = [worker_pid, beat_pid]
+        groups.extend([worker_pid, beat_pid])
         yield Stack(process, env, f"http://127.0.0.1:{port}", log_path, worker_pid, beat_pid)
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGINT)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                process.wait(timeout=STOP_SECONDS)
-        # Whatever `up` did not stop in time (it started these groups for us): end them by id.
-        for group in [process.pid, *groups]:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(group, signal.SIGKILL)
-        process.wait(timeout=10)
+
+
+def _kill_groups(groups: list[int]) -> None:
+    for group in groups:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(group, signal.SIGKILL)
 
 
 @dataclass

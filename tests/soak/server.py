@@ -17,10 +17,9 @@ from pathlib import Path
 
 import httpx2 as httpx
 
-from tests.conftest import REPO_ROOT, free_port, wait_for_port
-from tests.e2e.service import PASSWORD, mailed_code, medvault, sign_in
+from tests.conftest import REPO_ROOT, free_port
+from tests.e2e.service import PASSWORD, mailed_code, medvault, medvault_running, sign_in
 from tests.soak.probe import TIMEOUT_SECONDS
-from tests.workers.conftest import MEDVAULT, child_env
 
 PROBE_TIMEOUT_SECONDS = TIMEOUT_SECONDS
 TOKEN_REFRESH_SECONDS = 5 * 60  # access tokens last 15 minutes
@@ -167,25 +166,6 @@ def running_server(folder: Path, **settings: str) -> Iterator[Server]:
     """`medvault serve` on a fresh migrated installation; stopped (and waited for) on exit."""
     env = soak_env(folder, **settings)
     medvault("db", "upgrade", env=env)
-    log_path = folder / "server.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [str(MEDVAULT), "serve"],
-            env=child_env(env),
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    server = Server(process, env, f"http://127.0.0.1:{env['MEDVAULT_PORT']}", log_path)
-    try:
-        port = int(env["MEDVAULT_PORT"])
-        assert wait_for_port("127.0.0.1", port, timeout=60), "medvault serve did not start"
-        yield server
-    finally:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
+    log_path, port = folder / "server.log", int(env["MEDVAULT_PORT"])
+    with medvault_running("serve", env=env, log_path=log_path, port=port) as process:
+        yield Server(process, env, f"http://127.0.0.1:{port}", log_path)

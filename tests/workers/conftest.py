@@ -20,11 +20,11 @@ from pathlib import Path
 
 import pytest
 import redis
-from sqlmodel import SQLModel
 
 import infra.models  # noqa: F401 - registers every table on SQLModel.metadata
 from infra.settings import ENV_PREFIX, Settings
 from infra.wiring import Runtime, build_runtime
+from tests.databases import sqlite_with_tables
 
 MEDVAULT = Path(sys.executable).with_name("medvault")
 BROKERS = ("embedded", "redis")
@@ -65,11 +65,7 @@ def embedded_env(tmp_path: Path) -> dict[str, str]:
         "MEDVAULT_TASK_QUEUE": f"medvault-test-{uuid.uuid4().hex}",
         "MEDVAULT_WORKER_CONCURRENCY": "1",
     }
-    runtime = runtime_for(env)
-    try:
-        SQLModel.metadata.create_all(runtime.engine)
-    finally:
-        runtime.close()
+    sqlite_with_tables(data / "medvault.db")
     return env
 
 

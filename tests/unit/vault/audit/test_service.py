@@ -103,9 +103,15 @@ def test_unknown_outcome_is_refused(session: Session) -> None:
 
 
 def test_a_failed_write_raises_audit_unavailable(engine: sa.Engine) -> None:
-    AuditEvent.__table__.drop(engine)  # type: ignore[attr-defined]
-    with Session(engine) as session, pytest.raises(AuditUnavailable) as raised:
-        append_event(session, context=AuditContext.SYSTEM, action=AuditAction.CASE_READ, now=NOW)
+    table = AuditEvent.__table__  # type: ignore[attr-defined]
+    table.drop(engine)
+    try:
+        with Session(engine) as session, pytest.raises(AuditUnavailable) as raised:
+            append_event(
+                session, context=AuditContext.SYSTEM, action=AuditAction.CASE_READ, now=NOW
+            )
+    finally:
+        table.create(engine)  # PostgreSQL's tables are shared by the session's tests
     assert raised.value.status == 503
     assert raised.value.slug == "audit-unavailable"
 
