@@ -20,6 +20,11 @@ from vault.audit.service import AuditContext
 from vault.errors import Forbidden, NotAuthenticated
 from vault.notifications.interfaces import Notifier
 
+# The largest number a database integer holds (SQLite's INTEGER, PostgreSQL's BIGINT): query
+# parameters compared with one (a seq, an offset) stop here, so a larger one is a 422, not an
+# overflow in the driver.
+MAX_DB_INTEGER = 2**63 - 1
+
 _bearer = OAuth2PasswordBearer(tokenUrl="/auth/token", auto_error=False)
 
 

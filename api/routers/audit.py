@@ -13,7 +13,7 @@ from fastapi import APIRouter, Query, status
 from pydantic import BaseModel, ConfigDict, field_validator
 from sqlmodel import Session
 
-from api.deps import AdminUser, AuditDep, NowDep, RuntimeDep, SessionDep
+from api.deps import MAX_DB_INTEGER, AdminUser, AuditDep, NowDep, RuntimeDep, SessionDep
 from infra.wiring import Runtime
 from vault.audit.service import (
     MAX_LIST_LIMIT,
@@ -153,11 +153,6 @@ def write_audit_checkpoint(
     return seal_chain_now(runtime=runtime, session=session, audit=audit, now=now)
 
 
-# The largest seq a database integer holds (SQLite's and PostgreSQL's BIGINT): a larger
-# after_seq is a 422, not an overflow in the driver.
-MAX_SEQ = 2**63 - 1
-
-
 @router.get("/events", response_model=AuditEventPage)
 def list_audit_events(
     _admin: AdminUser,
@@ -165,7 +160,7 @@ def list_audit_events(
     audit: AuditDep,
     now: NowDep,
     after_seq: Annotated[
-        int, Query(ge=0, le=MAX_SEQ, description="Return events after this seq.")
+        int, Query(ge=0, le=MAX_DB_INTEGER, description="Return events after this seq.")
     ] = 0,
     limit: Annotated[int, Query(ge=1, le=MAX_LIST_LIMIT)] = 100,
 ) -> AuditEventPage:

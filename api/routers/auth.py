@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Response, status
 from fastapi.security import OAuth2PasswordBearer, OAuth2PasswordRequestForm
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, PastDate
+from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
 from api.deps import AuditDep, ClientDep, CurrentUser, NotifierDep, NowDep, RuntimeDep, SessionDep
 from infra.wiring import Runtime
@@ -33,6 +33,7 @@ from vault.accounts.service import (
 from vault.audit.models import ActorKind
 from vault.audit.service import AuditContext
 from vault.errors import NotAuthenticated
+from vault.json_types import JsonPastDate
 from vault.patients.models import CountryCode, Sex
 from vault.patients.service import PatientIdentity
 
@@ -125,7 +126,7 @@ class PatientDetails(BaseModel):
 
     email: EmailStr
     name: PatientName
-    birth_date: PastDate
+    birth_date: JsonPastDate
     phone: PhoneNumber | None = None
     sex: Sex = Sex.UNKNOWN
     country: CountryCode | None = None

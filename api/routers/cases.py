@@ -11,10 +11,11 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, status
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlmodel import Session
 
 from api.deps import (
+    MAX_DB_INTEGER,
     AuditDep,
     CaseWorker,
     CoordinatorUser,
@@ -37,6 +38,7 @@ from vault.cases.service import (
 )
 from vault.clock import as_utc
 from vault.errors import Forbidden
+from vault.json_types import JsonAwareDatetime
 
 router = APIRouter(tags=["cases"])
 
@@ -98,7 +100,7 @@ class Completion(BaseModel):
         extra="forbid", json_schema_extra={"examples": [{"completed_at": "2026-10-15T12:00:00Z"}]}
     )
 
-    completed_at: AwareDatetime
+    completed_at: JsonAwareDatetime
 
 
 @router.post("/cases", status_code=status.HTTP_201_CREATED)
@@ -124,7 +126,7 @@ def list_visible_cases(
     audit: AuditDep,
     status: CaseStatus | None = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_DB_INTEGER)] = 0,
 ) -> list[CaseSummary]:
     """Cases newest first: every case for a coordinator, their own for a patient."""
     cases = list_cases(

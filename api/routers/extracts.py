@@ -38,6 +38,7 @@ from vault.extracts.service import (
     read_extract,
     request_extract,
 )
+from vault.json_types import JsonDate
 
 router = APIRouter(tags=["extracts"])
 
@@ -73,8 +74,8 @@ class ExtractRequest(BaseModel):
         },
     )
 
-    period_from: date
-    period_to: date
+    period_from: JsonDate
+    period_to: JsonDate
     fields: list[ExtractField] = Field(min_length=1)
     icd_chapter_only: bool = False
     scope_id: uuid.UUID | None = None

@@ -18,7 +18,6 @@ from pydantic import (
     ConfigDict,
     EmailStr,
     Field,
-    PastDate,
     model_validator,
 )
 from pydantic.json_schema import SkipJsonSchema
@@ -33,6 +32,7 @@ from api.routers.transfers import RevocationOut
 from infra.wiring import Runtime
 from vault.audit.service import AuditContext
 from vault.consents.service import list_restrictions
+from vault.json_types import JsonPastDate
 from vault.patients.models import CountryCode, Sex
 from vault.patients.service import PatientField, PatientIdentity
 from vault.subject_rights.models import RequestStatus, Right, RightsRequest
@@ -84,7 +84,7 @@ class ProfileUpdate(BaseModel):
     # null removes an optional field; the schema offers it only for those.
     email: EmailStr | SkipJsonSchema[None] = None
     name: PatientName | SkipJsonSchema[None] = None
-    birth_date: PastDate | SkipJsonSchema[None] = None
+    birth_date: JsonPastDate | SkipJsonSchema[None] = None
     phone: PhoneNumber | None = None
     sex: Sex | SkipJsonSchema[None] = None
     country: CountryCode | None = None

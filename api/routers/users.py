@@ -25,6 +25,7 @@ from api.deps import (
 from api.routers.auth import NewPassword, PatientDetails, mail_context
 from infra.wiring import Runtime
 from vault.accounts.models import Role, User
+from vault.accounts.passwords import LOGIN_PATTERN, MAX_LOGIN_LENGTH
 from vault.accounts.service import create_user, disable_user, invite_patient, list_users
 from vault.audit.service import AuditContext
 from vault.clock import as_utc
@@ -45,7 +46,9 @@ class NewUser(BaseModel):
         },
     )
 
-    login: str = Field(min_length=1, max_length=320)
+    login: str = Field(
+        min_length=1, max_length=MAX_LOGIN_LENGTH, json_schema_extra={"pattern": LOGIN_PATTERN}
+    )
     # Patients register themselves or are invited, so the schema offers staff roles only.
     role: StaffRole
     password: NewPassword

@@ -6,6 +6,7 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from sqlmodel import col, select
 
 from tests.apiharness import ApiHarness, TestUser
@@ -71,6 +72,23 @@ def test_patients_see_only_their_own_cases_coordinators_all(api: ApiHarness) -> 
     assert sorted(case["id"] for case in as_alice) == sorted(alices)
     assert {case["id"] for case in as_coordinator} == {*alices, bobs}
     assert [case["id"] for case in paged] == [bobs]  # newest first
+
+
+@pytest.mark.parametrize(
+    ("offset", "status"),
+    [(-1, 422), (2**63, 422), (2**63 - 1, 200)],  # 2**63 overflowed the driver: a 500 (fuzzing)
+)
+def test_the_case_list_offset_is_a_database_integer(
+    api: ApiHarness, offset: int, status: int
+) -> None:
+    coordinator = api.user(Role.COORDINATOR)
+    open_case(api, api.patient())
+    response = api.client.get("/cases", params={"offset": offset}, headers=coordinator.headers)
+    assert response.status_code == status, response.text
+    if status == 200:
+        assert response.json() == []
+    else:
+        assert_problem(response, 422, "invalid-request")
 
 
 def test_another_patients_case_answers_like_an_unknown_one(api: ApiHarness) -> None:

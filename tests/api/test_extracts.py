@@ -104,6 +104,9 @@ def test_bad_requests_are_refused_and_nothing_is_enqueued(api: ApiHarness) -> No
         {**REQUEST, "fields": ["name"]},
         {**REQUEST, "period_from": "2026-12-01"},
         {**REQUEST, "scope_id": "0b6c6f0e-3a51-4a4e-9d5e-2f1d0c9a7b11"},
+        # Unix times were read as dates (0.0 as 1970-01-01; found by OpenAPI fuzzing)
+        {**REQUEST, "period_from": "1969-12-01", "period_to": 0.0},
+        {**REQUEST, "period_to": "1795996800"},
     ):
         response = api.client.post("/extracts", json=body, headers=analyst.headers)
         assert response.status_code == 422, body

@@ -23,7 +23,12 @@ from vault.errors import InvalidLogin, WeakPassword
 ARGON2_PARAMETERS = RFC_9106_LOW_MEMORY
 MIN_PASSWORD_LENGTH = 12
 MAX_PASSWORD_LENGTH = 1024  # argon2 accepts anything; this caps the work one request can ask for
-MAX_LOGIN_LENGTH = 320  # the longest valid e-mail address
+MAX_LOGIN_LENGTH = 320  # the longest valid e-mail address, counted as given
+# What a login must contain to be one: a character that is not white space as str.strip() sees
+# it (no other character normalises to nothing), written for JSON Schema (ECMA-262) and `re`.
+LOGIN_PATTERN = (
+    "[^" + "".join(f"\\u{code:04x}" for code in range(0x10000) if chr(code).isspace()) + "]"
+)
 
 # Stored for accounts that have no password yet (invited patients): no argon2 hash looks so.
 UNUSABLE_PASSWORD = "!"  # noqa: S105 - a marker, not a password
@@ -90,8 +95,9 @@ def normalise_login(login: str) -> str:
 
 
 def login_digest(lookup_key: bytes, login: str) -> str:
-    """The hex HMAC-SHA256 a login is stored and looked up as. Raises InvalidLogin if empty."""
+    """The hex HMAC-SHA256 a login is stored and looked up as. Raises InvalidLogin if it is
+    longer than MAX_LOGIN_LENGTH or only white space (what ``LOGIN_PATTERN`` tells clients)."""
     normalised = normalise_login(login)
-    if not normalised or len(normalised) > MAX_LOGIN_LENGTH:
+    if not normalised or len(login) > MAX_LOGIN_LENGTH:
         raise InvalidLogin(f"a login has 1 to {MAX_LOGIN_LENGTH} characters")
     return hmac_sha256(lookup_key, normalised.encode()).hex()

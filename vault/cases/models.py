@@ -7,13 +7,15 @@ same case key, so shredding the case erases it too.
 
 import enum
 import uuid
-from datetime import date, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Self
 
 from pydantic import BaseModel, ConfigDict, JsonValue, StringConstraints, model_validator
 from pydantic import Field as PydanticField
 from sqlmodel import Field, SQLModel
+
+from vault.json_types import JsonDate
 
 # ICD-10 (WHO and ICD-10-GM): letter (never U, reserved), two digits (the second may be A/B in
 # a few national extensions), then optionally a dot and up to four subdivision characters.
@@ -83,8 +85,8 @@ class CaseOutcome(BaseModel):
 
     diagnosis_codes: list[Icd10Code] = PydanticField(min_length=1, max_length=MAX_DIAGNOSES)
     result: TreatmentResult
-    treatment_start: date
-    treatment_end: date
+    treatment_start: JsonDate
+    treatment_end: JsonDate
     final_invoice_total: Decimal = PydanticField(
         ge=0, max_digits=14, decimal_places=2, json_schema_extra=INVOICE_TOTAL_SCHEMA
     )

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from argon2 import PasswordHasher
 from argon2.profiles import CHEAPEST
 
 from vault.accounts.passwords import (
+    LOGIN_PATTERN,
+    MAX_LOGIN_LENGTH,
     MAX_PASSWORD_LENGTH,
     MIN_PASSWORD_LENGTH,
     UNUSABLE_PASSWORD,
@@ -82,7 +86,26 @@ def test_digest_depends_on_the_key_and_hides_the_login() -> None:
     assert digest != login_digest(b"\x01" * 32, "erika@example.org")
 
 
-@pytest.mark.parametrize("login", ["", "   ", "x" * 321])
+@pytest.mark.parametrize("login", ["", "   ", "\f\x1c\u3000\x85", "x" * 321])
 def test_empty_or_overlong_logins_are_refused(login: str) -> None:
     with pytest.raises(InvalidLogin):
         login_digest(KEY, login)
+
+
+def test_the_length_limit_counts_the_login_as_given() -> None:
+    # NFKC makes 18 characters of this one: the schema's maxLength is about what is sent.
+    assert len(normalise_login("\ufdfa")) == 18
+    assert len(login_digest(KEY, "\ufdfa" * MAX_LOGIN_LENGTH)) == 64
+
+
+@pytest.mark.parametrize("login", ["k", " k ", "\f", "\x1c\u3000", "\ufeff", "\u200b", "\x85a"])
+def test_the_schemas_login_pattern_says_what_is_refused(login: str) -> None:
+    """LOGIN_PATTERN (in the OpenAPI document) matches exactly the logins that are not refused
+    for being only white space (found by OpenAPI fuzzing: "\\f" was schema-valid but refused)."""
+    try:
+        login_digest(KEY, login)
+    except InvalidLogin:
+        accepted = False
+    else:
+        accepted = True
+    assert (re.search(LOGIN_PATTERN, login) is not None) == accepted
