@@ -10,7 +10,7 @@ INSTALLED := $(VENV)/.installed
 INSTALLED_BENCH := $(VENV)/.installed-bench
 PYTEST_ARGS ?=
 # `make test` runs the tests in this many processes (pytest-xdist); the suites that start
-# whole installations run one after another in one of them (tests/conftest.py).
+# whole installations run one after another in one of them (tests/scheduling.py).
 TEST_WORKERS ?= 2
 # The machine's own PostgreSQL: its tests fail, never skip, when it is asked for and missing.
 # Set it empty (MEDVAULT_TEST_POSTGRES_URL= make test) on a machine without one to skip them.
@@ -77,7 +77,7 @@ $(DOCKER_COMPOSE):
 		{ $(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends docker-compose; }
 
 test: $(INSTALLED) $(CHROMIUM) $(DOCKER_COMPOSE)
-	$(BIN)/pytest --numprocesses $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
+	$(BIN)/pytest --numprocesses $(TEST_WORKERS) --dist loadscope $(PYTEST_ARGS)
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check .

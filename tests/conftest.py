@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -32,18 +33,16 @@ from tests.databases import create_tables, empty_tables, sqlite_with_tables
 from vault.accounts import passwords
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-# Suites that start whole installations (servers, workers, fuzzers, load) and use both cores
-# themselves: under pytest-xdist they run one after another in a single process, while the
-# other process takes the rest of the tests.
-INSTALLATION_SUITES = ("atheris", "e2e", "faults", "fuzz", "load", "soak", "workers")
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    tests = REPO_ROOT / "tests"
-    for item in items:
-        suite = item.path.relative_to(tests).parts[0] if item.path.is_relative_to(tests) else ""
-        if suite in INSTALLATION_SUITES:
-            item.add_marker(pytest.mark.xdist_group("installations"))
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """`make test`'s ``--dist loadscope``: the installation suites in one process, one after
+    another (tests/scheduling.py)."""
+    if config.getvalue("dist") != "loadscope":
+        return None
+    from tests.scheduling import InstallationsTogether
+
+    return InstallationsTogether(config, log)
 
 
 def free_port() -> int:
