@@ -404,7 +404,8 @@ def _build_once(
             for row in rows:
                 key = _qi_key(plan, row)
                 counts[key] += 1
-                spooled.append((row.case_id, key, _fixed_values(plan, row, scope_key)))
+                # a plain tuple: the spool (marshal) takes no named tuples
+                spooled.append((row.case_id, tuple(key), _fixed_values(plan, row, scope_key)))
             spool.write(spooled)
         choice = choose_level(counts, plan.k, _qi_key_present(plan))
         return _release(sessions, store, plan, choice, spool, extract_key, frame_size) | {

@@ -18,7 +18,7 @@ def spooled_bytes(spool: RowSpool) -> bytes:
 
 
 def test_batches_come_back_in_order_and_nothing_is_left_in_the_folder(tmp_path: Path) -> None:
-    row = ["a", [35, "female", "DE", "XIII"], {"diagnoses": MARKER}]
+    row = ("a", (35, "female", "DE", "XIII"), ["x", 1.5, None], {"diagnoses": MARKER})
     batches: list[list[Any]] = [[row], [], [[1, None]]]
     with RowSpool(tmp_path) as spool:
         for batch in batches:
