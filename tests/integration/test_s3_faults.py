@@ -1,8 +1,9 @@
 """S3BlobStore when the connection to the store is cut, down or slow: FaultProxy in front of moto.
 
 What is checked afterwards is checked with a direct client, not through the proxy. The stores
-under test make one attempt per call (``max_attempts=1``) so that a single cut is a failure;
-one test shows that the default configuration (three attempts) rides out that same cut.
+under test make one attempt per call (``max_attempts=1``) and do not resume a cut download, so
+that a single cut is a failure; two tests show that the default configuration rides out that
+same cut, and a download an outage of a few seconds after it.
 The last section tests FaultProxy itself against a plain TCP server.
 """
 
@@ -24,7 +25,7 @@ import pytest
 from tests.faultproxy import FaultProxy
 from vault.clock import utcnow
 from vault.errors import StorageUnavailable
-from vault.storage.s3 import S3BlobStore, make_s3_client
+from vault.storage.s3 import DEFAULT_RESUME_SECONDS, S3BlobStore, make_s3_client
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -48,7 +49,12 @@ def proxy_to(url: str) -> FaultProxy:
 
 
 def store_via(
-    proxy: FaultProxy, bucket: str, *, attempts: int = 1, read_timeout: float = 10.0
+    proxy: FaultProxy,
+    bucket: str,
+    *,
+    attempts: int = 1,
+    read_timeout: float = 10.0,
+    resume_seconds: float = 0.0,
 ) -> S3BlobStore:
     client = make_s3_client(
         endpoint_url=proxy.url,
@@ -58,7 +64,12 @@ def store_via(
         read_timeout=read_timeout,
     )
     return S3BlobStore(
-        bucket=bucket, endpoint_url=proxy.url, region=REGION, part_size=PART, client=client
+        bucket=bucket,
+        endpoint_url=proxy.url,
+        region=REGION,
+        part_size=PART,
+        client=client,
+        resume_seconds=resume_seconds,
     )
 
 
@@ -196,7 +207,7 @@ def test_the_default_retries_resume_a_download_cut_mid_stream(
     its body, so a document download cut a few MiB in ended half-way after its 200. The store
     now picks the object up where it broke (a ranged GET, If-Match its ETag)."""
     direct.put_object(Bucket=bucket, Key=KEY, Body=DATA[: 3 * MIB])
-    store = store_via(proxy, bucket, attempts=3)
+    store = store_via(proxy, bucket, attempts=3, resume_seconds=DEFAULT_RESUME_SECONDS)
     proxy.cut_after(MIB, direction="downstream")
 
     received = b"".join(store.open(KEY, chunk_size=64 * 1024))
@@ -206,11 +217,30 @@ def test_the_default_retries_resume_a_download_cut_mid_stream(
 
 
 @pytest.mark.moto
+def test_a_download_waits_out_a_store_outage_of_a_few_seconds(
+    proxy: FaultProxy, bucket: str, direct: S3Client
+) -> None:
+    """Found by the fault suite: a cut followed by an outage of a few seconds outlasted the
+    retries of the resuming GET, and the download ended half-way after its 200."""
+    direct.put_object(Bucket=bucket, Key=KEY, Body=DATA[: 3 * MIB])
+    store = store_via(proxy, bucket, attempts=3, resume_seconds=DEFAULT_RESUME_SECONDS)
+    proxy.cut_after(MIB, direction="downstream", then_down=True)
+    back = threading.Timer(4.0, proxy.up)
+    back.start()
+    try:
+        received = b"".join(store.open(KEY, chunk_size=64 * 1024))
+    finally:
+        back.cancel()
+
+    assert received == DATA[: 3 * MIB]
+
+
+@pytest.mark.moto
 def test_a_download_whose_store_stays_away_is_storage_unavailable(
     proxy: FaultProxy, bucket: str, direct: S3Client
 ) -> None:
     direct.put_object(Bucket=bucket, Key=KEY, Body=DATA[: 3 * MIB])
-    store = store_via(proxy, bucket, attempts=3)
+    store = store_via(proxy, bucket, attempts=3, resume_seconds=1.0)
     proxy.cut_after(MIB, direction="downstream", then_down=True)
 
     received: list[bytes] = []

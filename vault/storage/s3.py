@@ -8,6 +8,8 @@ Every body carries a CRC32 checksum the store verifies.
 
 from __future__ import annotations
 
+import itertools
+import time
 from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -32,6 +34,10 @@ MIN_PART_SIZE = 5 * MIB  # S3's floor for every part but the last
 MAX_PART_SIZE = 5 * 1024 * MIB
 DEFAULT_PART_SIZE = 8 * MIB
 DEFAULT_ATTEMPTS = 3  # tries of a call, the first included (make_s3_client's default)
+# How long a download cut mid-way keeps trying to pick up where it broke. Its 200 is already
+# answered, so giving up cuts the client's download: worth waiting out a short outage for.
+DEFAULT_RESUME_SECONDS = 15.0
+_RESUME_PAUSES = (0.25, 0.5, 1.0, 2.0)  # between tries of a resume; the last one repeats
 _DELETE_BATCH = 1000  # DeleteObjects takes at most this many keys per request
 _MISSING_CODES = frozenset({"NoSuchKey", "NotFound", "404"})
 _NO_BUCKET_CODES = frozenset({"NoSuchBucket", "NotFound", "404"})
@@ -76,6 +82,7 @@ class S3BlobStore:
         region: str,
         part_size: int = DEFAULT_PART_SIZE,
         client: S3Client | None = None,
+        resume_seconds: float = DEFAULT_RESUME_SECONDS,
     ) -> None:
         if not MIN_PART_SIZE <= part_size <= MAX_PART_SIZE:
             raise ValueError("part_size must be between 5 MiB and 5 GiB (S3's limits)")
@@ -83,7 +90,7 @@ class S3BlobStore:
         self.part_size = part_size
         self._client = client or make_s3_client(endpoint_url=endpoint_url, region=region)
         self._region = region
-        self._attempts = _attempts_of(self._client)
+        self._resume_seconds = resume_seconds
 
     def put(self, key: str, chunks: Iterable[bytes]) -> int:
         """Upload all or nothing; see BlobStore.put. Chunk-iterator errors propagate unchanged.
@@ -259,42 +266,61 @@ class S3BlobStore:
         self, key: str, response: GetObjectOutputTypeDef, chunk_size: int
     ) -> Iterator[bytes]:
         """The object's bytes. A connection lost mid-way is picked up where it broke, with a
-        ranged GET of the same object (If-Match its ETag), as many times more as the client
-        tries a call (``max_attempts``); then, or if the object changed, StorageUnavailable.
+        ranged GET of the same object (If-Match its ETag), tried again until the stream has
+        stood still for ``resume_seconds``; then, or if the object changed, StorageUnavailable.
 
         botocore retries the GET itself but not the reading of its body, which is most of a
         download: without this, a connection cut a few MiB into a document ended the download
-        half-way, after its 200 had already been answered.
+        half-way, after its 200 had already been answered (found by the fault suite, which
+        then also found that a few retries do not outlast an outage of a few seconds).
         """
         body: StreamingBody = response["Body"]
         etag, size = response.get("ETag"), response.get("ContentLength")
-        received, resumes_left = 0, self._attempts - 1
+        received = 0
+        stalled_since: float | None = None  # when the stream broke, if no byte came since
         try:
             while size is None or received < size:
                 try:
                     chunk = body.read(chunk_size)
                 except UNAVAILABLE_ERRORS as exc:
-                    if resumes_left <= 0:
-                        raise unavailable("GetObject", exc) from None
-                    resumes_left -= 1
                     body.close()
-                    body = self._resumed(key, etag=etag, offset=received)
+                    stalled_since = stalled_since or time.monotonic()
+                    give_up_at = stalled_since + self._resume_seconds
+                    body = self._resumed(
+                        key, etag=etag, offset=received, give_up_at=give_up_at, cause=exc
+                    )
                     continue
                 if not chunk:
                     return
+                stalled_since = None
                 received += len(chunk)
                 yield chunk
         finally:
             body.close()
 
-    def _resumed(self, key: str, *, etag: str | None, offset: int) -> StreamingBody:
-        """The body of the object from ``offset`` on, if it is still the same object."""
+    def _resumed(
+        self, key: str, *, etag: str | None, offset: int, give_up_at: float, cause: Exception
+    ) -> StreamingBody:
+        """The body of the object from ``offset`` on, if it is still the same object, tried
+        with growing pauses until ``give_up_at`` (a monotonic time)."""
         rest = f"bytes={offset}-"
-        with s3_errors("GetObject"):
-            if etag is None:
-                return self._client.get_object(Bucket=self.bucket, Key=key, Range=rest)["Body"]
-            resumed = self._client.get_object(Bucket=self.bucket, Key=key, Range=rest, IfMatch=etag)
-        return resumed["Body"]
+        for pause in itertools.chain(_RESUME_PAUSES, itertools.repeat(_RESUME_PAUSES[-1])):
+            if time.monotonic() + pause > give_up_at:
+                raise unavailable("GetObject", cause) from None
+            time.sleep(pause)
+            try:
+                if etag is None:
+                    resumed = self._client.get_object(Bucket=self.bucket, Key=key, Range=rest)
+                else:
+                    resumed = self._client.get_object(
+                        Bucket=self.bucket, Key=key, Range=rest, IfMatch=etag
+                    )
+                return resumed["Body"]
+            except UNAVAILABLE_ERRORS as exc:
+                if isinstance(exc, ClientError) and error_code(exc) == "PreconditionFailed":
+                    raise unavailable("GetObject", exc) from None  # the object changed
+                cause = exc
+        raise AssertionError("unreachable: the pauses never end")
 
     def _list(self, prefix: str) -> Iterator[ListedObject]:
         paginator = self._client.get_paginator("list_objects_v2")
@@ -302,10 +328,3 @@ class S3BlobStore:
             for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
                 for item in page.get("Contents", []):
                     yield ListedObject(item["Key"], item["LastModified"])
-
-
-def _attempts_of(client: S3Client) -> int:
-    """How many tries the client makes of a call: a download cut mid-way is resumed as often."""
-    config = getattr(getattr(client, "meta", None), "config", None)
-    retries = getattr(config, "retries", None) or {}
-    return int(retries.get("total_max_attempts", DEFAULT_ATTEMPTS))
