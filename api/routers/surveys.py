@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated
 
 from fastapi import APIRouter, status
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from api.deps import AuditDep, NowDep, PatientUser, RuntimeDep, SessionDep
 from api.routers.cases import own_patient_id
 from vault.clock import as_utc
+from vault.json_types import JsonInteger
 from vault.surveys.models import Survey
 from vault.surveys.questions import CURRENT, MAX_SCORE, MIN_SCORE
 from vault.surveys.service import (
@@ -43,16 +43,6 @@ class QuestionnaireOut(BaseModel):
     min_score: int
     max_score: int
     questions: list[QuestionOut]
-
-
-def _number_not_text(value: object) -> object:
-    if isinstance(value, str | bool):
-        raise ValueError("a score is a number")  # lax int would read "5" and true
-    return value
-
-
-# An integer as JSON Schema has it: 5 and 5.0 both, never "5".
-JsonInteger = Annotated[int, BeforeValidator(_number_not_text)]
 
 
 class SurveyAnswers(BaseModel):

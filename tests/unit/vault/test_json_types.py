@@ -1,4 +1,4 @@
-"""Dates and times are read only in the form the JSON Schema states (found by OpenAPI fuzzing:
+"""Values are read only in the form the JSON Schema states (found by OpenAPI fuzzing:
 ``"period_to": 0.0`` was read as 1 January 1970)."""
 
 from datetime import UTC, date, datetime, timedelta
@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
-from vault.json_types import JsonAwareDatetime, JsonDate, JsonPastDate
+from vault.json_types import JsonAwareDatetime, JsonDate, JsonInteger, JsonPastDate
 
 DATES = TypeAdapter(JsonDate)
 PAST_DATES = TypeAdapter(JsonPastDate)
@@ -50,3 +50,12 @@ def test_a_date_time_is_read_from_rfc_3339_text_with_its_offset() -> None:
 def test_a_date_time_is_not_read_from_a_number_or_partial_text(value: object) -> None:
     with pytest.raises(ValidationError, match="write it as 2026-10-15T12:00:00Z"):
         DATE_TIMES.validate_python(value)
+
+
+def test_an_integer_is_read_from_a_number_never_from_text_or_a_boolean() -> None:
+    integers = TypeAdapter(JsonInteger)
+    assert integers.validate_python(5) == 5
+    assert integers.validate_python(5.0) == 5  # an integer to JSON Schema
+    for value in ("5", True):
+        with pytest.raises(ValidationError, match="write it as a number"):
+            integers.validate_python(value)
