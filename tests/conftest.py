@@ -65,6 +65,15 @@ def wait_for_port(host: str, port: int, timeout: float = 20.0) -> bool:
 @pytest.fixture(scope="session")
 def moto_url() -> Iterator[str]:
     """Base URL of a moto server serving S3 and KMS over real HTTP."""
+    with moto_server() as url:
+        yield url
+
+
+@contextmanager
+def moto_server() -> Iterator[str]:
+    """The moto server CI names (``MEDVAULT_TEST_MOTO_URL``; it must answer), else a new one,
+    killed when done (its state is thrown away anyway, and a server holding much takes long to
+    exit politely)."""
     asked = os.environ.get("MEDVAULT_TEST_MOTO_URL")
     if asked:
         parts = urlsplit(asked)
@@ -84,7 +93,7 @@ def moto_url() -> Iterator[str]:
             pytest.fail("the moto server did not start")
         yield f"http://127.0.0.1:{port}"
     finally:
-        proc.terminate()
+        proc.kill()
         proc.wait(timeout=10)
 
 

@@ -10,10 +10,8 @@ documents of a few MiB go up as multipart uploads.
 
 from __future__ import annotations
 
-import os
 import secrets
 import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -24,11 +22,10 @@ from typing import TYPE_CHECKING, Final
 from urllib.parse import urlsplit, urlunsplit
 
 import boto3
-import pytest
 from botocore.exceptions import BotoCoreError, ClientError
 from sqlalchemy.engine import make_url
 
-from tests.conftest import free_port, wait_for_port
+from tests.conftest import free_port
 from tests.e2e.service import medvault, medvault_running
 from tests.faultproxy import FaultProxy
 from tests.workers.conftest import WorkerProcess
@@ -69,32 +66,6 @@ class Installation:
     def api_log_lines(self, needle: str) -> list[str]:
         text = self.api_log.read_text(errors="replace")
         return [line for line in text.splitlines() if needle in line]
-
-
-@contextmanager
-def moto_server() -> Iterator[str]:
-    """The moto server CI names (``MEDVAULT_TEST_MOTO_URL``; it must answer), else one of the
-    suite's own. Not the session's shared one: a long run leaves moto with so much to free that
-    it takes longer than the shared fixture waits to exit; this one is killed when done."""
-    asked = os.environ.get("MEDVAULT_TEST_MOTO_URL")
-    if asked:
-        parts = urlsplit(asked)
-        if not wait_for_port(parts.hostname or "127.0.0.1", parts.port or 80, timeout=5):
-            pytest.fail(f"MEDVAULT_TEST_MOTO_URL={asked} is set but nothing answers there")
-        yield asked.rstrip("/")
-        return
-    port = free_port()
-    moto = subprocess.Popen(
-        [str(Path(sys.executable).with_name("moto_server")), "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        assert wait_for_port("127.0.0.1", port), "the moto server did not start"
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        moto.kill()  # its state is thrown away anyway
-        moto.wait(timeout=STOP_SECONDS)
 
 
 def _through(url: str, proxy: FaultProxy) -> str:

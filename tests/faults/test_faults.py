@@ -38,10 +38,11 @@ import pytest
 from sqlmodel import col, select
 
 from infra.tasks import EXPORTS_BUILD
+from tests.conftest import moto_server
 from tests.e2e.service import medvault
 from tests.faults import invariants
 from tests.faults.chaos import Chaos
-from tests.faults.installation import REGION, Installation, moto_server, running_installation
+from tests.faults.installation import REGION, Installation, running_installation
 from tests.faults.operations import Clients, Ledger, World, make_world
 from tests.soak import results
 from tests.workers.conftest import require_redis_url, runtime_for
@@ -172,7 +173,8 @@ def sweep(installation: Installation) -> dict[str, int]:
 
 @pytest.fixture
 def moto_url() -> Iterator[str]:
-    """The suite's own moto server (or CI's), not the session's: see ``moto_server``."""
+    """The suite's own moto server (or CI's), not the session's: a long run leaves moto holding
+    gigabytes, thrown away with this one when the test ends."""
     with moto_server() as url:
         yield url
 
